@@ -1,0 +1,128 @@
+// Checks a normalised config against the live catalog and turns it into table plans, the
+// input of the SQL generator. Every problem is collected, so one run shows all of them.
+import type { ClientBase } from 'pg';
+import {
+  findSimilarTables, readRelationKinds, readTables, readTablesInSchemas, tableKey, type CatalogTable,
+} from '../catalog';
+import { displayName, quoteIdent, type QualifiedName } from '../ident';
+import type { CapturedAction } from '../interfaces';
+import { defaultTableConfig, invalid, type NormalizedConfig, type NormalizedTableConfig } from './validate';
+
+export interface ColumnPlan {
+  name: string;
+  masked: boolean;
+  compareAs: 'jsonb' | 'text' | null;
+}
+
+/** Everything the generator needs for one table. */
+export interface TablePlan {
+  table: QualifiedName;
+  /** Tracked columns, in table (attnum) order. */
+  columns: ColumnPlan[];
+  primaryKey: string[];
+  objectRepr?: string;
+  snapshot: boolean;
+  actions: CapturedAction[];
+  /** Display names, recorded for readers of the log. */
+  mapping: Record<string, string>;
+}
+
+export async function resolveConfig(client: ClientBase, config: NormalizedConfig, source = 'config'): Promise<TablePlan[]> {
+  const problems: string[] = [];
+  const wanted = new Map<string, NormalizedTableConfig>();
+  const fromIncludeAll = new Set<string>();
+
+  if (config.includeAll) {
+    const except = new Set(config.includeAll.except.map(tableKey));
+    for (const t of await readTablesInSchemas(client, config.includeAll.schemas)) {
+      if (t.schema === config.schema || except.has(tableKey(t))) continue;
+      wanted.set(tableKey(t), defaultTableConfig(t));
+      fromIncludeAll.add(tableKey(t));
+    }
+  }
+  for (const t of config.tables) {
+    if (t.table.schema === config.schema) {
+      problems.push(`tables["${t.key}"]: the audit schema "${config.schema}" cannot audit itself`);
+      continue;
+    }
+    wanted.set(tableKey(t.table), t);
+    fromIncludeAll.delete(tableKey(t.table));
+  }
+
+  const catalog = await readTables(client, [...wanted.values()].map((t) => t.table));
+  const missing = [...wanted.values()].filter((t) => !catalog.has(tableKey(t.table)));
+  const kinds = await readRelationKinds(client, missing.map((t) => t.table));
+  for (const t of missing) {
+    const kind = kinds.get(tableKey(t.table));
+    if (kind) {
+      problems.push(`tables["${t.key}"]: ${displayName(t.table)} is a ${kind}; only tables can be audited`);
+      continue;
+    }
+    const similar = await findSimilarTables(client, t.table);
+    const hint = similar.length > 0
+      ? `; did you mean ${similar.map((s) => `${quoteIdent(s.schema)}.${quoteIdent(s.name)}`).join(' or ')}? (quote mixed-case names)`
+      : '; check the name, or create the table before installing';
+    problems.push(`tables["${t.key}"]: table ${displayName(t.table)} does not exist${hint}`);
+  }
+
+  const plans: TablePlan[] = [];
+  for (const t of wanted.values()) {
+    const table = catalog.get(tableKey(t.table));
+    if (!table) continue;
+    const plan = planTable(table, t, config.excludeFields, fromIncludeAll.has(tableKey(t.table)), problems);
+    if (plan) plans.push(plan);
+  }
+  if (problems.length > 0) throw invalid(source, problems);
+  return plans.sort((a, b) => (tableKey(a.table) < tableKey(b.table) ? -1 : 1));
+}
+
+function planTable(
+  table: CatalogTable, cfg: NormalizedTableConfig, globalExclude: string[], viaIncludeAll: boolean, problems: string[],
+): TablePlan | undefined {
+  const at = viaIncludeAll ? `includeAll: table ${displayName(table)}` : `tables["${cfg.key}"]`;
+  const names = table.columns.map((c) => c.name);
+  const known = (column: string, field: string): boolean => {
+    if (names.includes(column)) return true;
+    const similar = names.filter((n) => n.toLowerCase() === column.toLowerCase());
+    const hint = similar.length > 0 ? `; did you mean "${similar[0]}"?` : `; its columns are ${names.join(', ')}`;
+    problems.push(`${at}.${field}: column "${column}" does not exist in ${displayName(table)}${hint}`);
+    return false;
+  };
+  const before = problems.length;
+  cfg.include?.forEach((c) => known(c, 'include'));
+  cfg.exclude.forEach((c) => known(c, 'exclude'));
+  cfg.mask.forEach((c) => known(c, 'mask'));
+  Object.keys(cfg.mapping).forEach((c) => known(c, 'mapping'));
+  cfg.primaryKey?.forEach((c) => known(c, 'primaryKey'));
+  if (cfg.objectRepr !== undefined && known(cfg.objectRepr, 'objectRepr') && cfg.mask.includes(cfg.objectRepr)) {
+    problems.push(`${at}.objectRepr: column "${cfg.objectRepr}" is masked; object_repr would store it in clear. Pick another column`);
+  }
+
+  const primaryKey = cfg.primaryKey ?? table.primaryKey;
+  if (primaryKey.length === 0) {
+    problems.push(viaIncludeAll
+      ? `${at} has no primary key: add one (ALTER TABLE … ADD PRIMARY KEY), list it in includeAll.except, or add it under "tables" with "primaryKey": [columns that identify a row]`
+      : `${at}: ${displayName(table)} has no primary key: add one (ALTER TABLE … ADD PRIMARY KEY), or set "primaryKey": [columns that identify a row]`);
+  }
+  if (problems.length > before) return undefined;
+
+  const include = cfg.include ? new Set(cfg.include) : undefined;
+  // A column the table includes by name wins over the global excludeFields.
+  const exclude = new Set([...cfg.exclude, ...globalExclude.filter((c) => !include?.has(c))]);
+  const columns = table.columns
+    .filter((c) => (include ? include.has(c.name) : true) && !exclude.has(c.name))
+    .map((c) => ({ name: c.name, masked: cfg.mask.includes(c.name), compareAs: c.compareAs }));
+  if (columns.length === 0) {
+    problems.push(`${at}: every column of ${displayName(table)} is excluded; nothing would be recorded. Track at least one column`);
+    return undefined;
+  }
+  return {
+    table: { schema: table.schema, name: table.name },
+    columns,
+    primaryKey,
+    objectRepr: cfg.objectRepr,
+    snapshot: cfg.snapshot,
+    actions: cfg.actions,
+    mapping: cfg.mapping,
+  };
+}

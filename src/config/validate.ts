@@ -1,0 +1,184 @@
+// Checks the shape of a config object (no database needed) and normalises it.
+import { AuditLogError } from '../errors';
+import { displayName, parseColumnName, parseQualifiedName, type QualifiedName } from '../ident';
+import type { CapturedAction } from '../interfaces';
+
+export const ALL_ACTIONS: readonly CapturedAction[] = ['insert', 'update', 'delete', 'truncate'];
+const TOP_LEVEL_KEYS = ['schema', 'excludeFields', 'includeAll', 'tables'];
+const TABLE_KEYS = ['include', 'exclude', 'mask', 'mapping', 'objectRepr', 'snapshot', 'actions', 'primaryKey'];
+
+export interface NormalizedTableConfig {
+  table: QualifiedName;
+  /** The key as written in the config, for messages. */
+  key: string;
+  include?: string[];
+  exclude: string[];
+  mask: string[];
+  mapping: Record<string, string>;
+  objectRepr?: string;
+  snapshot: boolean;
+  actions: CapturedAction[];
+  primaryKey?: string[];
+}
+
+export interface NormalizedConfig {
+  schema: string;
+  excludeFields: string[];
+  includeAll?: { schemas: string[]; except: QualifiedName[] };
+  /** Tables named explicitly under `tables`. */
+  tables: NormalizedTableConfig[];
+}
+
+export function defaultTableConfig(table: QualifiedName): NormalizedTableConfig {
+  return { table, key: displayName(table), exclude: [], mask: [], mapping: {}, snapshot: false, actions: [...ALL_ACTIONS] };
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Validates `raw` and returns it normalised; throws CONFIG_INVALID listing every problem. */
+export function validateConfig(raw: unknown, source = 'config'): NormalizedConfig {
+  const problems: string[] = [];
+  if (!isPlainObject(raw)) {
+    throw new AuditLogError('CONFIG_INVALID', `${source}: expected an object (export default defineConfig({ … }))`);
+  }
+  for (const key of Object.keys(raw)) {
+    if (!TOP_LEVEL_KEYS.includes(key)) problems.push(`unknown key "${key}"; expected one of ${TOP_LEVEL_KEYS.join(', ')}`);
+  }
+
+  let schema = 'auditlog';
+  if (raw.schema !== undefined) {
+    if (typeof raw.schema !== 'string' || raw.schema === '' || raw.schema.includes('\0')) {
+      problems.push('"schema" must be a non-empty schema name, e.g. "auditlog"');
+    } else {
+      schema = raw.schema;
+    }
+  }
+
+  const stringList = (value: unknown, where: string): string[] | undefined => {
+    if (value === undefined) return undefined;
+    if (!Array.isArray(value) || value.some((v) => typeof v !== 'string' || v === '' || v.includes('\0'))) {
+      problems.push(`${where} must be a list of names, e.g. ["updated_at"]`);
+      return undefined;
+    }
+    return value as string[];
+  };
+
+  const excludeFields = (stringList(raw.excludeFields, '"excludeFields"') ?? []).map(parseColumnName);
+
+  let includeAll: NormalizedConfig['includeAll'];
+  if (raw.includeAll !== undefined) {
+    if (!isPlainObject(raw.includeAll)) {
+      problems.push('"includeAll" must be an object like { "schemas": ["public"], "except": ["public.sessions"] }');
+    } else {
+      for (const key of Object.keys(raw.includeAll)) {
+        if (key !== 'schemas' && key !== 'except') problems.push(`includeAll: unknown key "${key}"; expected schemas, except`);
+      }
+      const schemas = stringList(raw.includeAll.schemas, 'includeAll.schemas');
+      if (!schemas || schemas.length === 0) problems.push('includeAll.schemas must name at least one schema');
+      const except: QualifiedName[] = [];
+      for (const text of stringList(raw.includeAll.except, 'includeAll.except') ?? []) {
+        const name = parseQualifiedName(text);
+        if (name) except.push(name);
+        else problems.push(`includeAll.except: "${text}" is not a table name; write it as schema.table`);
+      }
+      includeAll = { schemas: schemas ?? [], except };
+    }
+  }
+
+  const tables: NormalizedTableConfig[] = [];
+  if (raw.tables !== undefined && !isPlainObject(raw.tables)) {
+    problems.push('"tables" must be an object keyed by "schema.table"');
+  } else {
+    const seen = new Map<string, string>();
+    for (const [key, value] of Object.entries(raw.tables ?? {})) {
+      const name = parseQualifiedName(key);
+      if (!name) {
+        problems.push(`tables: "${key}" is not a table name; write it as schema.table (quote mixed-case parts: public."MyTable")`);
+        continue;
+      }
+      const canonical = displayName(name);
+      const clash = seen.get(canonical);
+      if (clash !== undefined) {
+        problems.push(`tables: "${key}" and "${clash}" name the same table ${canonical}; keep one`);
+        continue;
+      }
+      seen.set(canonical, key);
+      const table = validateTableConfig(name, key, value, problems);
+      if (table) tables.push(table);
+    }
+  }
+
+  if (!includeAll && tables.length === 0 && problems.length === 0) {
+    problems.push('nothing to audit: add tables under "tables" or set "includeAll"');
+  }
+  if (problems.length > 0) throw invalid(source, problems);
+  return { schema, excludeFields, includeAll, tables };
+}
+
+function validateTableConfig(
+  table: QualifiedName, key: string, value: unknown, problems: string[],
+): NormalizedTableConfig | undefined {
+  const at = `tables["${key}"]`;
+  if (!isPlainObject(value)) {
+    problems.push(`${at} must be an object (use {} for the defaults)`);
+    return undefined;
+  }
+  for (const k of Object.keys(value)) {
+    if (!TABLE_KEYS.includes(k)) problems.push(`${at}: unknown key "${k}"; expected one of ${TABLE_KEYS.join(', ')}`);
+  }
+  const columns = (field: string): string[] | undefined => {
+    const v = value[field];
+    if (v === undefined) return undefined;
+    if (!Array.isArray(v) || v.some((c) => typeof c !== 'string' || c === '' || c.includes('\0'))) {
+      problems.push(`${at}.${field} must be a list of column names`);
+      return undefined;
+    }
+    return (v as string[]).map(parseColumnName);
+  };
+  const out = defaultTableConfig(table);
+  out.key = key;
+  out.include = columns('include');
+  out.exclude = columns('exclude') ?? [];
+  out.mask = columns('mask') ?? [];
+  out.primaryKey = columns('primaryKey');
+  if (out.include?.length === 0) problems.push(`${at}.include is empty: list the columns to track, or remove "include" to track all`);
+  if (out.primaryKey?.length === 0) problems.push(`${at}.primaryKey is empty: list the columns that identify a row`);
+  for (const c of out.include ?? []) {
+    if (out.exclude.includes(c)) problems.push(`${at}: column "${c}" is both included and excluded; remove it from one list`);
+  }
+  for (const c of out.mask) {
+    if (out.exclude.includes(c)) problems.push(`${at}: column "${c}" is both masked and excluded; an excluded column is never stored, remove it from "mask"`);
+  }
+  if (value.mapping !== undefined) {
+    if (!isPlainObject(value.mapping) || Object.values(value.mapping).some((v) => typeof v !== 'string')) {
+      problems.push(`${at}.mapping must map column names to display names, e.g. { "email": "E-mail address" }`);
+    } else {
+      out.mapping = Object.fromEntries(Object.entries(value.mapping).map(([c, v]) => [parseColumnName(c), v as string]));
+    }
+  }
+  if (value.objectRepr !== undefined) {
+    if (typeof value.objectRepr !== 'string' || value.objectRepr === '') problems.push(`${at}.objectRepr must be a column name`);
+    else out.objectRepr = parseColumnName(value.objectRepr);
+  }
+  if (value.snapshot !== undefined) {
+    if (typeof value.snapshot !== 'boolean') problems.push(`${at}.snapshot must be true or false`);
+    else out.snapshot = value.snapshot;
+  }
+  if (value.actions !== undefined) {
+    const actions = value.actions;
+    if (!Array.isArray(actions) || actions.length === 0 || actions.some((a) => !ALL_ACTIONS.includes(a as CapturedAction))) {
+      problems.push(`${at}.actions must be a non-empty list drawn from ${ALL_ACTIONS.join(', ')}`);
+    } else {
+      // Canonical order keeps generated SQL (and its hash) independent of how the list was written.
+      out.actions = ALL_ACTIONS.filter((a) => actions.includes(a));
+    }
+  }
+  return out;
+}
+
+export function invalid(source: string, problems: string[]): AuditLogError {
+  const list = problems.map((p) => `  - ${p}`).join('\n');
+  return new AuditLogError('CONFIG_INVALID', `${source} is invalid:\n${list}`, { problems });
+}

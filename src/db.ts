@@ -1,0 +1,25 @@
+// Small transaction helpers shared by the installer and the session wrapper.
+import type { ClientBase } from 'pg';
+
+/**
+ * BEGIN, fn, COMMIT; ROLLBACK and rethrow if fn throws. `onBroken` hears of a connection that
+ * could not even roll back: it must not go back to a pool.
+ */
+export async function inTransaction<T>(
+  client: ClientBase, fn: () => Promise<T>, onBroken?: (err: Error) => void,
+): Promise<T> {
+  try {
+    await client.query('BEGIN');
+  } catch (err) {
+    onBroken?.(err as Error);
+    throw err;
+  }
+  try {
+    const result = await fn();
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch((rollbackErr: Error) => onBroken?.(rollbackErr));
+    throw err;
+  }
+}

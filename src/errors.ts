@@ -1,0 +1,33 @@
+/** PostgreSQL SQLSTATE codes we react to, by name. */
+export const PG = {
+  UNDEFINED_TABLE: '42P01',
+  UNDEFINED_OBJECT: '42704',
+  INSUFFICIENT_PRIVILEGE: '42501',
+} as const;
+
+export type AuditLogErrorCode =
+  | 'CONFIG_NOT_FOUND'
+  | 'CONFIG_LOAD_FAILED'
+  | 'CONFIG_INVALID'
+  | 'CONTEXT_INVALID'
+  | 'TRANSACTION_ABORTED'
+  | 'NAME_TOO_LONG'
+  | 'NO_DATABASE_URL'
+  | 'CONFIRMATION_REQUIRED'
+  | 'INSTALL_FAILED';
+
+/**
+ * The one error type pg-auditlog throws. `code` is stable for programs; `message` says what
+ * went wrong, where, and what to do; `problems` lists every finding when there are several.
+ */
+export class AuditLogError extends Error {
+  readonly code: AuditLogErrorCode;
+  readonly problems: string[];
+
+  constructor(code: AuditLogErrorCode, message: string, options: { cause?: unknown; problems?: string[] } = {}) {
+    super(message, { cause: options.cause });
+    this.name = 'AuditLogError';
+    this.code = code;
+    this.problems = options.problems ?? [];
+  }
+}

@@ -1,0 +1,9 @@
+// Public entry point: re-exports only. The public types live in interfaces.ts.
+export * from './interfaces';
+export { AuditLogError, type AuditLogErrorCode } from './errors';
+export { defineConfig } from './config/define';
+export { findConfigFile, loadConfigFile } from './config/load';
+export { validateConfig } from './config/validate';
+export { install, renderInstall, status, uninstall, type ConfigInput } from './install';
+export { withAuditSession, currentAuditContext } from './session';
+export { MASK } from './generate';

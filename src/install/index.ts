@@ -1,0 +1,234 @@
+// install / uninstall / status: make the database match the config, in one transaction,
+// serialised between concurrent installers by an advisory lock.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { ClientBase } from 'pg';
+import { loadMigrationFiles } from 'postgres-migrations';
+import { COMMENT_PREFIX, readInstalledTriggers, schemaExists, tableKey, type InstalledTrigger } from '../catalog';
+import { resolveConfig } from '../config/resolve';
+import { validateConfig, type NormalizedConfig } from '../config/validate';
+import { dropTableCapture, generateTable, type GeneratedTable } from '../generate';
+import { displayName, quoteIdent, type QualifiedName } from '../ident';
+import type {
+  AuditConfig, InstallOptions, InstallResult, StatusReport, TableStatus, UninstallOptions,
+} from '../interfaces';
+import { inTransaction } from '../db';
+import { applyMigrations, MIGRATIONS_DIR, pendingMigrationCount } from './migrations';
+
+/** A config as written by the user, or one already validated. */
+export type ConfigInput = AuditConfig | NormalizedConfig;
+
+function normalize(config: ConfigInput): NormalizedConfig {
+  // A NormalizedConfig is recognisable by its resolved `tables` array.
+  return Array.isArray((config as NormalizedConfig).tables) ? (config as NormalizedConfig) : validateConfig(config);
+}
+
+/** Serialises installers of the same audit schema; released at commit or rollback. */
+async function lockSchema(client: ClientBase, schema: string): Promise<void> {
+  await client.query('SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext($1))', [`pg-auditlog install ${schema}`]);
+}
+
+interface Orphan {
+  table: QualifiedName;
+  triggers: string[];
+  functionName: string;
+}
+
+interface TablePlanState {
+  generated: GeneratedTable;
+  existing: InstalledTrigger[];
+  state: 'installed' | 'outdated' | 'missing';
+  detail?: string;
+}
+
+interface Plan {
+  config: NormalizedConfig;
+  tables: TablePlanState[];
+  orphans: Orphan[];
+}
+
+function compare(generated: GeneratedTable, existing: InstalledTrigger[]): Pick<TablePlanState, 'state' | 'detail'> {
+  if (existing.length === 0) return { state: 'missing', detail: 'no capture trigger: run auditlog install' };
+  const disabled = existing.filter((t) => !t.enabled);
+  if (disabled.length > 0) {
+    return { state: 'outdated', detail: `trigger ${disabled.map((t) => t.trigger).join(', ')} is disabled: run auditlog install to re-enable` };
+  }
+  const names = existing.map((t) => t.trigger).sort().join(',');
+  if (names !== [...generated.triggers].sort().join(',') || existing.some((t) => t.hash !== generated.hash)) {
+    return { state: 'outdated', detail: 'installed capture differs from the config and current columns: run auditlog install' };
+  }
+  return { state: 'installed' };
+}
+
+async function plan(client: ClientBase, config: NormalizedConfig): Promise<Plan> {
+  const tablePlans = await resolveConfig(client, config);
+  const installed = await readInstalledTriggers(client, config.schema);
+  const byTable = new Map<string, InstalledTrigger[]>();
+  for (const t of installed) byTable.set(tableKey(t), [...(byTable.get(tableKey(t)) ?? []), t]);
+
+  const tables = tablePlans.map((p) => {
+    const generated = generateTable(config.schema, p);
+    const existing = byTable.get(tableKey(p.table)) ?? [];
+    byTable.delete(tableKey(p.table));
+    return { generated, existing, ...compare(generated, existing) };
+  });
+  const orphans = [...byTable.values()].map((triggers) => ({
+    table: { schema: triggers[0]!.schema, name: triggers[0]!.name },
+    triggers: triggers.map((t) => t.trigger),
+    functionName: triggers[0]!.functionName,
+  }));
+  return { config, tables, orphans };
+}
+
+async function record(client: ClientBase, config: NormalizedConfig, t: GeneratedTable): Promise<void> {
+  const tableConfig = config.tables.find((c) => tableKey(c.table) === tableKey(t.table));
+  await client.query(
+    `INSERT INTO ${quoteIdent(config.schema)}.tracked_table (table_schema, table_name, config, function_name, definition_hash)
+     VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (table_schema, table_name) DO UPDATE
+       SET config = EXCLUDED.config, function_name = EXCLUDED.function_name,
+           definition_hash = EXCLUDED.definition_hash, installed_at = now(), installed_by = current_user`,
+    [t.table.schema, t.table.name, JSON.stringify(tableConfig ?? {}), t.functionName, t.hash],
+  );
+}
+
+/**
+ * Applies pending audit schema migrations and creates or replaces the capture of every table
+ * in the config, in one transaction. Tables already up to date are not touched, so running it
+ * again is a no-op. Throws CONFIG_INVALID (nothing written) when the config does not match
+ * the database.
+ */
+export async function install(client: ClientBase, configInput: ConfigInput, options: InstallOptions = {}): Promise<InstallResult> {
+  const config = normalize(configInput);
+  const log = options.log ?? (() => undefined);
+  return inTransaction(client, async () => {
+    await lockSchema(client, config.schema);
+    const p = await plan(client, config);
+    const migrationsApplied = await applyMigrations(client, config.schema);
+    for (const m of migrationsApplied) log(`applied migration ${m}`);
+
+    const result: InstallResult = { migrationsApplied, installed: [], unchanged: [], pruned: [] };
+    for (const t of p.tables) {
+      const name = displayName(t.generated.table);
+      if (t.state === 'installed') {
+        result.unchanged.push(name);
+        continue;
+      }
+      if (t.existing.length > 0) {
+        await client.query(dropTableCapture(config.schema, t.generated.table, t.existing.map((e) => e.trigger), t.existing[0]!.functionName));
+      }
+      await client.query(t.generated.sql);
+      await record(client, config, t.generated);
+      result.installed.push(name);
+      log(`${t.state === 'missing' ? 'installed' : 'updated'} capture on ${name}`);
+    }
+    for (const o of p.orphans) {
+      const name = displayName(o.table);
+      if (!options.prune) {
+        log(`${name} is captured but no longer in the config; left as is (use --prune to remove)`);
+        continue;
+      }
+      await client.query(dropTableCapture(config.schema, o.table, o.triggers, o.functionName));
+      await client.query(`DELETE FROM ${quoteIdent(config.schema)}.tracked_table WHERE table_schema = $1 AND table_name = $2`, [o.table.schema, o.table.name]);
+      result.pruned.push(name);
+      log(`removed capture from ${name} (no longer in the config)`);
+    }
+    return result;
+  });
+}
+
+/** The SQL `install` would run, for review; reads the catalog, writes nothing. */
+export async function renderInstall(client: ClientBase, configInput: ConfigInput, options: Pick<InstallOptions, 'prune'> = {}): Promise<string> {
+  const config = normalize(configInput);
+  const p = await plan(client, config);
+  const schema = quoteIdent(config.schema);
+  const out = [
+    `-- pg-auditlog install plan for audit schema ${schema}`,
+    '-- Review only: apply it with `auditlog install`, which also records the migrations it runs.',
+    'BEGIN;',
+  ];
+  const pending = await pendingMigrationCount(client, config.schema);
+  if (pending > 0) {
+    const files = (await loadMigrationFiles(MIGRATIONS_DIR)).filter((m) => m.id > 0).slice(-pending);
+    out.push(`CREATE SCHEMA IF NOT EXISTS ${schema};`, `SET LOCAL search_path TO ${schema}, pg_catalog, pg_temp;`);
+    for (const f of files) {
+      out.push('', `-- migration ${f.fileName}`, readFileSync(path.join(MIGRATIONS_DIR, f.fileName), 'utf8').trimEnd());
+    }
+    out.push('RESET search_path;');
+  } else {
+    out.push('-- audit schema: up to date');
+  }
+  for (const t of p.tables) {
+    const name = displayName(t.generated.table);
+    if (t.state === 'installed') {
+      out.push('', `-- ${name}: up to date, unchanged`);
+      continue;
+    }
+    out.push('', `-- ${name}: ${t.state}${t.detail ? ` (${t.detail})` : ''}`);
+    if (t.existing.length > 0) {
+      out.push(dropTableCapture(config.schema, t.generated.table, t.existing.map((e) => e.trigger), t.existing[0]!.functionName).trimEnd());
+    }
+    out.push(t.generated.sql.trimEnd());
+  }
+  for (const o of p.orphans) {
+    const name = displayName(o.table);
+    out.push('', `-- ${name}: captured but no longer in the config`);
+    out.push(options.prune ? dropTableCapture(config.schema, o.table, o.triggers, o.functionName).trimEnd() : '-- (kept; --prune removes it)');
+  }
+  out.push('', 'COMMIT;', '');
+  return out.join('\n');
+}
+
+/** Compares the database with the config: per table installed / outdated / missing / orphaned. */
+export async function status(client: ClientBase, configInput: ConfigInput): Promise<StatusReport> {
+  const config = normalize(configInput);
+  const p = await plan(client, config);
+  const pendingMigrations = await pendingMigrationCount(client, config.schema);
+  const tables: TableStatus[] = [
+    ...p.tables.map((t) => ({ table: displayName(t.generated.table), state: t.state, detail: t.detail })),
+    ...p.orphans.map((o) => ({
+      table: displayName(o.table), state: 'orphaned' as const,
+      detail: 'captured but not in the config: run auditlog install --prune to remove, or add it back',
+    })),
+  ].sort((a, b) => (a.table < b.table ? -1 : 1));
+  return {
+    schema: config.schema,
+    pendingMigrations,
+    tables,
+    drift: pendingMigrations > 0 || tables.some((t) => t.state !== 'installed'),
+  };
+}
+
+/**
+ * Removes every capture trigger and generated function. The log itself is kept unless
+ * `dropSchema` is set, which drops the audit schema and every entry in it.
+ */
+export async function uninstall(client: ClientBase, schema: string, options: UninstallOptions = {}): Promise<{ tables: string[] }> {
+  const log = options.log ?? (() => undefined);
+  return inTransaction(client, async () => {
+    await lockSchema(client, schema);
+    if (!(await schemaExists(client, schema))) return { tables: [] };
+    const installed = await readInstalledTriggers(client, schema);
+    const tables = new Map<string, InstalledTrigger[]>();
+    for (const t of installed) tables.set(tableKey(t), [...(tables.get(tableKey(t)) ?? []), t]);
+    for (const triggers of tables.values()) {
+      const first = triggers[0]!;
+      await client.query(dropTableCapture(schema, first, triggers.map((t) => t.trigger), first.functionName));
+      log(`removed capture from ${displayName(first)}`);
+    }
+    // Generated functions whose triggers were already dropped by hand.
+    const { rows } = await client.query<{ name: string }>(
+      `SELECT p.proname AS name FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+       WHERE n.nspname = $1 AND pg_catalog.obj_description(p.oid, 'pg_proc') LIKE $2`,
+      [schema, `${COMMENT_PREFIX}%`],
+    );
+    for (const r of rows) await client.query(`DROP FUNCTION IF EXISTS ${quoteIdent(schema)}.${quoteIdent(r.name)}()`);
+    if (options.dropSchema) {
+      await client.query(`DROP SCHEMA ${quoteIdent(schema)} CASCADE`);
+      log(`dropped schema ${quoteIdent(schema)} and every log entry in it`);
+    } else {
+      await client.query(`DELETE FROM ${quoteIdent(schema)}.tracked_table`);
+    }
+    return { tables: [...tables.values()].map((t) => displayName(t[0]!)) };
+  });
+}

@@ -1,0 +1,197 @@
+// withAuditSession(): runs a function in a transaction whose audit context (actor, cid, …)
+// is set with set_config(…, true), so it ends with the transaction and can never leak to the
+// next user of a pooled connection.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { isIP } from 'node:net';
+import type { Pool, PoolClient, ClientBase } from 'pg';
+import { inTransaction } from '../db';
+import { AuditLogError } from '../errors';
+import type { AuditContext } from '../interfaces';
+
+/** The settings the capture triggers read. */
+const SETTINGS = {
+  actor: 'auditlog.actor',
+  cid: 'auditlog.cid',
+  remoteAddr: 'auditlog.remote_addr',
+  data: 'auditlog.data',
+  tenant: 'auditlog.tenant',
+} as const;
+type Key = keyof typeof SETTINGS;
+const KEYS = Object.keys(SETTINGS) as Key[];
+
+interface ActiveSession {
+  pool: Pool | null;
+  client: ClientBase;
+  context: AuditContext;
+}
+
+const active = new AsyncLocalStorage<ActiveSession>();
+let savepointCounter = 0;
+
+/** The audit context of the withAuditSession() call the caller runs inside, if any. */
+export function currentAuditContext(): AuditContext | undefined {
+  return active.getStore()?.context;
+}
+
+function isPool(db: Pool | ClientBase): db is Pool {
+  // A Pool has totalCount; a Client or PoolClient has not.
+  return typeof (db as Pool).totalCount === 'number';
+}
+
+/** Context → setting values ('' clears a setting), validated so a bad value fails here, clearly. */
+export function contextToSettings(ctx: AuditContext): Record<Key, string> {
+  const problems: string[] = [];
+  const text = (key: Key, value: unknown): string => {
+    if (value === undefined || value === null) return '';
+    if (typeof value !== 'string') {
+      problems.push(`${key} must be a string, got ${typeof value}`);
+      return '';
+    }
+    // PostgreSQL text cannot hold NUL; everything else is stored as given.
+    if (value.includes('\0')) problems.push(`${key} contains a NUL character, which PostgreSQL cannot store`);
+    return value;
+  };
+  for (const key of Object.keys(ctx)) {
+    if (!(key in SETTINGS)) problems.push(`unknown context key "${key}"; expected ${KEYS.join(', ')}`);
+  }
+  const remoteAddr = text('remoteAddr', ctx.remoteAddr);
+  if (remoteAddr !== '' && !isInet(remoteAddr)) {
+    problems.push(`remoteAddr "${remoteAddr}" is not an IPv4 or IPv6 address`);
+  }
+  let data = '';
+  if (ctx.data !== undefined && ctx.data !== null) {
+    if (typeof ctx.data !== 'object' || Array.isArray(ctx.data)) {
+      problems.push('data must be a plain object');
+    } else {
+      try {
+        data = JSON.stringify(ctx.data);
+      } catch (err) {
+        problems.push(`data cannot be serialised to JSON: ${(err as Error).message}`);
+      }
+      if (data.includes('\\u0000')) problems.push('data contains a NUL character, which PostgreSQL jsonb cannot store');
+    }
+  }
+  const settings = {
+    actor: text('actor', ctx.actor),
+    cid: text('cid', ctx.cid),
+    remoteAddr,
+    data,
+    tenant: text('tenant', ctx.tenant),
+  };
+  if (problems.length > 0) {
+    throw new AuditLogError('CONTEXT_INVALID', `invalid audit context: ${problems.join('; ')}`, { problems });
+  }
+  return settings;
+}
+
+function isInet(value: string): boolean {
+  const [addr, prefix, ...rest] = value.split('/');
+  if (rest.length > 0 || !addr) return false;
+  const version = isIP(addr);
+  if (version === 0) return false;
+  if (prefix === undefined) return true;
+  return /^\d+$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128);
+}
+
+async function applySettings(client: ClientBase, settings: Record<Key, string>): Promise<void> {
+  const names = KEYS.map((k) => SETTINGS[k]);
+  const values = KEYS.map((k) => settings[k]);
+  await client.query(
+    'SELECT pg_catalog.set_config(name, value, true) FROM unnest($1::text[], $2::text[]) AS s(name, value)',
+    [names, values],
+  );
+}
+
+/** Runs fn between SAVEPOINT and RELEASE (rolled back to the savepoint on throw). */
+async function inSavepoint<T>(client: ClientBase, fn: () => Promise<T>): Promise<T> {
+  const name = `auditlog_session_${++savepointCounter}`;
+  await client.query(`SAVEPOINT ${name}`);
+  try {
+    const result = await fn();
+    await client.query(`RELEASE SAVEPOINT ${name}`);
+    return result;
+  } catch (err) {
+    await client.query(`ROLLBACK TO SAVEPOINT ${name}`).catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Runs `fn` with a client inside a transaction whose audit context is `ctx`.
+ *
+ * - Given a Pool: checks out one client, BEGIN, sets the context, runs fn, COMMIT (ROLLBACK
+ *   if fn throws), and always releases the client.
+ * - Given a client that is idle: the same, without checking out or releasing.
+ * - Given a client already inside a transaction (yours): runs fn in a savepoint, with the
+ *   context set for its duration and the previous one restored afterwards.
+ * - Nested inside another withAuditSession() on the same pool or client: reuses the outer
+ *   client in a savepoint; the inner context extends the outer one.
+ */
+export async function withAuditSession<T>(
+  db: Pool | ClientBase,
+  ctx: AuditContext,
+  fn: (client: ClientBase) => Promise<T>,
+): Promise<T> {
+  const outer = active.getStore();
+  const nested = outer !== undefined && (outer.pool === db || outer.client === db);
+  const context = nested ? { ...outer.context, ...ctx } : ctx;
+  const settings = contextToSettings(context);
+
+  if (nested) {
+    return inSavepoint(outer.client, async () => {
+      await applySettings(outer.client, settings);
+      try {
+        return await active.run({ ...outer, context }, () => fn(outer.client));
+      } finally {
+        // Back to the outer context for whatever the outer function does next.
+        await applySettings(outer.client, contextToSettings(outer.context)).catch(() => undefined);
+      }
+    });
+  }
+
+  if (isPool(db)) {
+    const client: PoolClient = await db.connect();
+    let broken: Error | undefined;
+    try {
+      return await inTransaction(client, async () => {
+        await applySettings(client, settings);
+        return active.run({ pool: db, client, context }, () => fn(client));
+      }, (err) => { broken = err; });
+    } finally {
+      // A connection that could not roll back is destroyed rather than handed to the next user.
+      client.release(broken);
+    }
+  }
+
+  const client = db;
+  const status = client.getTransactionStatus?.();
+  if (status === 'E') {
+    throw new AuditLogError('TRANSACTION_ABORTED', 'the client is in an aborted transaction: ROLLBACK before starting an audit session');
+  }
+  const run = () => active.run({ pool: null, client, context }, () => fn(client));
+  if (status === 'T') {
+    const previous = await readSettings(client);
+    return inSavepoint(client, async () => {
+      await applySettings(client, settings);
+      try {
+        return await run();
+      } finally {
+        await applySettings(client, previous).catch(() => undefined);
+      }
+    });
+  }
+  return inTransaction(client, async () => {
+    await applySettings(client, settings);
+    return run();
+  });
+}
+
+async function readSettings(client: ClientBase): Promise<Record<Key, string>> {
+  const { rows } = await client.query<{ values: string[] }>(
+    `SELECT array_agg(coalesce(current_setting(name, true), '') ORDER BY ord) AS values
+     FROM unnest($1::text[]) WITH ORDINALITY AS s(name, ord)`,
+    [KEYS.map((k) => SETTINGS[k])],
+  );
+  const values = rows[0]!.values;
+  return Object.fromEntries(KEYS.map((k, i) => [k, values[i] ?? ''])) as Record<Key, string>;
+}

@@ -1,0 +1,86 @@
+// Test resources: a database per test file, clients that are always released.
+import { randomBytes } from 'node:crypto';
+import { Client, Pool, type ClientBase } from 'pg';
+import { install } from '../src/install';
+import type { AuditConfig, LogEntry } from '../src/interfaces';
+
+export function serverUrl(): string {
+  const url = process.env.TEST_DATABASE_URL;
+  if (!url) throw new Error('TEST_DATABASE_URL is not set: run the tests through jest (its global setup sets it)');
+  return url;
+}
+
+export interface TestDatabase {
+  name: string;
+  url: string;
+  pool: Pool;
+  /** Runs fn with a dedicated connected client, always closed afterwards. */
+  withClient<T>(fn: (client: Client) => Promise<T>): Promise<T>;
+  /** Runs SQL on a fresh connection. */
+  sql(text: string, values?: unknown[]): Promise<any[]>;
+  /** Installs the config; returns nothing, throws like install(). */
+  install(config: AuditConfig): Promise<void>;
+  /** Every log entry, oldest first. */
+  entries(where?: string, values?: unknown[]): Promise<LogEntry[]>;
+  drop(): Promise<void>;
+}
+
+function withDatabase(url: string, name: string): string {
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+/** A new, empty database on the test server; drop() removes it (call it in afterAll). */
+export async function createTestDatabase(label: string): Promise<TestDatabase> {
+  const name = `auditlog_${label.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${randomBytes(4).toString('hex')}`;
+  const admin = new Client(serverUrl());
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE "${name}"`);
+  } finally {
+    await admin.end();
+  }
+  const url = withDatabase(serverUrl(), name);
+  const pool = new Pool({ connectionString: url, max: 5 });
+  const withClient = async <T>(fn: (client: Client) => Promise<T>): Promise<T> => {
+    const client = new Client(url);
+    await client.connect();
+    try {
+      return await fn(client);
+    } finally {
+      await client.end();
+    }
+  };
+  const sql = (text: string, values?: unknown[]) => withClient(async (c) => (await c.query(text, values)).rows);
+  return {
+    name,
+    url,
+    pool,
+    withClient,
+    sql,
+    install: (config) => withClient(async (c) => { await install(c, config); }),
+    entries: async (where = 'true', values) =>
+      (await sql(`SELECT * FROM auditlog.log_entry WHERE ${where} ORDER BY id`, values)) as LogEntry[],
+    async drop() {
+      await pool.end();
+      const c = new Client(serverUrl());
+      await c.connect();
+      try {
+        await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}
+
+/** Runs fn inside BEGIN … ROLLBACK, for tests that only look. */
+export async function rolledBack<T>(client: ClientBase, fn: () => Promise<T>): Promise<T> {
+  await client.query('BEGIN');
+  try {
+    return await fn();
+  } finally {
+    await client.query('ROLLBACK');
+  }
+}
