@@ -3,6 +3,7 @@ export const PG = {
   UNDEFINED_TABLE: '42P01',
   UNDEFINED_OBJECT: '42704',
   INSUFFICIENT_PRIVILEGE: '42501',
+  IN_FAILED_TRANSACTION: '25P02',
 } as const;
 
 export type AuditLogErrorCode =

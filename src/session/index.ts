@@ -5,7 +5,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { isIP } from 'node:net';
 import type { Pool, PoolClient, ClientBase } from 'pg';
 import { inTransaction } from '../db';
-import { AuditLogError } from '../errors';
+import { AuditLogError, PG } from '../errors';
 import type { AuditContext } from '../interfaces';
 
 /** The settings the capture triggers read. */
@@ -165,12 +165,15 @@ export async function withAuditSession<T>(
 
   const client = db;
   const status = client.getTransactionStatus?.();
-  if (status === 'E') {
-    throw new AuditLogError('TRANSACTION_ABORTED', 'the client is in an aborted transaction: ROLLBACK before starting an audit session');
-  }
+  const aborted = (cause?: unknown) => new AuditLogError(
+    'TRANSACTION_ABORTED', 'the client is in an aborted transaction: ROLLBACK before starting an audit session', { cause });
+  if (status === 'E') throw aborted();
   const run = () => active.run({ pool: null, client, context }, () => fn(client));
   if (status === 'T') {
-    const previous = await readSettings(client);
+    // The status lags a failed query by one message, so the server may still say 25P02 here.
+    const previous = await readSettings(client).catch((err: { code?: string }) => {
+      throw err.code === PG.IN_FAILED_TRANSACTION ? aborted(err) : err;
+    });
     return inSavepoint(client, async () => {
       await applySettings(client, settings);
       try {
