@@ -1,0 +1,5 @@
+export interface EmbeddedServer {
+  connectionString: string;
+  stop(): Promise<void>;
+}
+export function startEmbeddedPostgres(options?: { log?: (message: string) => void }): Promise<EmbeddedServer>;
