@@ -43,6 +43,9 @@ export async function createTestDatabase(label: string): Promise<TestDatabase> {
   }
   const url = withDatabase(serverUrl(), name);
   const pool = new Pool({ connectionString: url, max: 5 });
+  // An idle pooled connection can be closed by the server; the pool replaces it. Without a
+  // listener that 'error' event would crash the test process.
+  pool.on('error', () => undefined);
   const withClient = async <T>(fn: (client: Client) => Promise<T>): Promise<T> => {
     const client = new Client(url);
     await client.connect();
