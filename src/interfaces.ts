@@ -91,6 +91,11 @@ export interface StatusReport {
   tables: TableStatus[];
   /** True when anything differs from the config: `auditlog status` exits 1. */
   drift: boolean;
+  /**
+   * Whether the DDL watch is installed (it needs a superuser installer). Without it, dropping
+   * or renaming a tracked column makes writes to that table fail until `auditlog install`.
+   */
+  ddlWatch: boolean;
 }
 
 export interface InstallOptions {

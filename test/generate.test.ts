@@ -19,6 +19,7 @@ const usersPlan: TablePlan = {
   snapshot: true,
   actions: ['insert', 'update', 'delete', 'truncate'],
   mapping: {},
+  allColumns: ['id', 'email', 'ssn', 'prefs'],
 };
 
 test('generated SQL matches the reviewed golden file (UPDATE_GOLDEN=1 to accept a change)', () => {

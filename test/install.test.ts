@@ -61,7 +61,7 @@ describe('status and drift', () => {
   test('reports every table installed and no drift', async () => {
     const report = await db.withClient((c) => status(c, config));
     expect(report).toEqual({
-      schema: 'auditlog', pendingMigrations: 0, drift: false,
+      schema: 'auditlog', pendingMigrations: 0, drift: false, ddlWatch: true,
       tables: [{ table: 'public.products', state: 'installed' }, { table: 'public.stock', state: 'installed' }],
     });
   });

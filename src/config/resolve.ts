@@ -25,6 +25,8 @@ export interface TablePlan {
   actions: CapturedAction[];
   /** Display names, recorded for readers of the log. */
   mapping: Record<string, string>;
+  /** Every column of the table when planned; the DDL watch compares against it. */
+  allColumns: string[];
 }
 
 export async function resolveConfig(client: ClientBase, config: NormalizedConfig, source = 'config'): Promise<TablePlan[]> {
@@ -124,5 +126,6 @@ function planTable(
     snapshot: cfg.snapshot,
     actions: cfg.actions,
     mapping: cfg.mapping,
+    allColumns: names,
   };
 }

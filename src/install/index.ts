@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { ClientBase } from 'pg';
 import { loadMigrationFiles } from 'postgres-migrations';
 import { COMMENT_PREFIX, readInstalledTriggers, schemaExists, tableKey, type InstalledTrigger } from '../catalog';
-import { resolveConfig } from '../config/resolve';
+import { resolveConfig, type TablePlan } from '../config/resolve';
 import { validateConfig, type NormalizedConfig } from '../config/validate';
 import { dropTableCapture, generateTable, type GeneratedTable } from '../generate';
 import { displayName, quoteIdent, type QualifiedName } from '../ident';
@@ -13,6 +13,7 @@ import type {
   AuditConfig, InstallOptions, InstallResult, StatusReport, TableStatus, UninstallOptions,
 } from '../interfaces';
 import { inTransaction } from '../db';
+import { ddlWatchInstalled, dropDdlWatch, ensureDdlWatch } from './ddl-watch';
 import { applyMigrations, MIGRATIONS_DIR, pendingMigrationCount } from './migrations';
 
 /** A config as written by the user, or one already validated. */
@@ -35,6 +36,7 @@ interface Orphan {
 }
 
 interface TablePlanState {
+  plan: TablePlan;
   generated: GeneratedTable;
   existing: InstalledTrigger[];
   state: 'installed' | 'outdated' | 'missing';
@@ -47,9 +49,15 @@ interface Plan {
   orphans: Orphan[];
 }
 
+/** Comment the DDL watch leaves on a table's capture after swapping in the generic fallback. */
+const FALLBACK = 'fallback';
+
 function compare(generated: GeneratedTable, existing: InstalledTrigger[]): Pick<TablePlanState, 'state' | 'detail'> {
   if (existing.length === 0) return { state: 'missing', detail: 'no capture trigger: run auditlog install' };
   const disabled = existing.filter((t) => !t.enabled);
+  if (existing.some((t) => t.hash === FALLBACK)) {
+    return { state: 'outdated', detail: 'columns changed by ALTER TABLE: capture runs the generic fallback (slower; new columns recorded masked): run auditlog install' };
+  }
   if (disabled.length > 0) {
     return { state: 'outdated', detail: `trigger ${disabled.map((t) => t.trigger).join(', ')} is disabled: run auditlog install to re-enable` };
   }
@@ -70,7 +78,7 @@ async function plan(client: ClientBase, config: NormalizedConfig): Promise<Plan>
     const generated = generateTable(config.schema, p);
     const existing = byTable.get(tableKey(p.table)) ?? [];
     byTable.delete(tableKey(p.table));
-    return { generated, existing, ...compare(generated, existing) };
+    return { plan: p, generated, existing, ...compare(generated, existing) };
   });
   const orphans = [...byTable.values()].map((triggers) => ({
     table: { schema: triggers[0]!.schema, name: triggers[0]!.name },
@@ -80,15 +88,15 @@ async function plan(client: ClientBase, config: NormalizedConfig): Promise<Plan>
   return { config, tables, orphans };
 }
 
-async function record(client: ClientBase, config: NormalizedConfig, t: GeneratedTable): Promise<void> {
-  const tableConfig = config.tables.find((c) => tableKey(c.table) === tableKey(t.table));
+/** Remembers what was installed: the resolved plan, read by the DDL fallback and by readers of the log. */
+async function record(client: ClientBase, schema: string, t: TablePlanState): Promise<void> {
   await client.query(
-    `INSERT INTO ${quoteIdent(config.schema)}.tracked_table (table_schema, table_name, config, function_name, definition_hash)
+    `INSERT INTO ${quoteIdent(schema)}.tracked_table (table_schema, table_name, config, function_name, definition_hash)
      VALUES ($1, $2, $3, $4, $5)
      ON CONFLICT (table_schema, table_name) DO UPDATE
        SET config = EXCLUDED.config, function_name = EXCLUDED.function_name,
            definition_hash = EXCLUDED.definition_hash, installed_at = now(), installed_by = current_user`,
-    [t.table.schema, t.table.name, JSON.stringify(tableConfig ?? {}), t.functionName, t.hash],
+    [t.plan.table.schema, t.plan.table.name, JSON.stringify(t.plan), t.generated.functionName, t.generated.hash],
   );
 }
 
@@ -106,6 +114,10 @@ export async function install(client: ClientBase, configInput: ConfigInput, opti
     const p = await plan(client, config);
     const migrationsApplied = await applyMigrations(client, config.schema);
     for (const m of migrationsApplied) log(`applied migration ${m}`);
+    if (!(await ensureDdlWatch(client, config.schema))) {
+      log('not a superuser: the DDL watch is not installed, so after DROP or RENAME COLUMN on an audited table, ' +
+        'writes to it fail until you run auditlog install again');
+    }
 
     const result: InstallResult = { migrationsApplied, installed: [], unchanged: [], pruned: [] };
     for (const t of p.tables) {
@@ -118,7 +130,7 @@ export async function install(client: ClientBase, configInput: ConfigInput, opti
         await client.query(dropTableCapture(config.schema, t.generated.table, t.existing.map((e) => e.trigger), t.existing[0]!.functionName));
       }
       await client.query(t.generated.sql);
-      await record(client, config, t.generated);
+      await record(client, config.schema, t);
       result.installed.push(name);
       log(`${t.state === 'missing' ? 'installed' : 'updated'} capture on ${name}`);
     }
@@ -158,6 +170,11 @@ export async function renderInstall(client: ClientBase, configInput: ConfigInput
   } else {
     out.push('-- audit schema: up to date');
   }
+  if (!(await ddlWatchInstalled(client, config.schema))) {
+    out.push('', '-- DDL watch (only when installing as a superuser): an event trigger on ALTER TABLE that keeps',
+      '-- capture working when an audited table\'s columns change; see fall_back_after_ddl()',
+      `-- CREATE EVENT TRIGGER … ON ddl_command_end WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION ${schema}.fall_back_after_ddl();`);
+  }
   for (const t of p.tables) {
     const name = displayName(t.generated.table);
     if (t.state === 'installed') {
@@ -196,6 +213,7 @@ export async function status(client: ClientBase, configInput: ConfigInput): Prom
     pendingMigrations,
     tables,
     drift: pendingMigrations > 0 || tables.some((t) => t.state !== 'installed'),
+    ddlWatch: await ddlWatchInstalled(client, config.schema),
   };
 }
 
@@ -208,6 +226,7 @@ export async function uninstall(client: ClientBase, schema: string, options: Uni
   return inTransaction(client, async () => {
     await lockSchema(client, schema);
     if (!(await schemaExists(client, schema))) return { tables: [] };
+    await dropDdlWatch(client, schema);
     const installed = await readInstalledTriggers(client, schema);
     const tables = new Map<string, InstalledTrigger[]>();
     for (const t of installed) tables.set(tableKey(t), [...(tables.get(tableKey(t)) ?? []), t]);
