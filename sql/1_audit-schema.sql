@@ -168,14 +168,28 @@ BEGIN
     FROM pg_attribute a WHERE a.attrelid = t.rel AND a.attnum > 0 AND NOT a.attisdropped;
     CONTINUE WHEN now_columns = t.config->'allColumns';
 
+    -- Row-level triggers pass OLD/NEW; statement-level ones their transition tables, whose
+    -- k-th old and k-th new rows are one row before and after.
     EXECUTE format($sql$
 CREATE OR REPLACE FUNCTION %1$I.%2$I() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET enable_nestloop = off
 AS $body$
 BEGIN
-  PERFORM %1$I.generic_capture(TG_OP, %3$L, %4$L,
-    CASE WHEN TG_OP IN ('UPDATE', 'DELETE') THEN to_jsonb(OLD) END,
-    CASE WHEN TG_OP IN ('INSERT', 'UPDATE') THEN to_jsonb(NEW) END);
+  IF TG_LEVEL = 'ROW' THEN
+    PERFORM %1$I.generic_capture(TG_OP, %3$L, %4$L,
+      CASE WHEN TG_OP IN ('UPDATE', 'DELETE') THEN to_jsonb(OLD) END,
+      CASE WHEN TG_OP IN ('INSERT', 'UPDATE') THEN to_jsonb(NEW) END);
+  ELSIF TG_OP = 'INSERT' THEN
+    PERFORM %1$I.generic_capture(TG_OP, %3$L, %4$L, NULL, to_jsonb(n)) FROM new_rows n;
+  ELSIF TG_OP = 'DELETE' THEN
+    PERFORM %1$I.generic_capture(TG_OP, %3$L, %4$L, to_jsonb(o), NULL) FROM old_rows o;
+  ELSIF TG_OP = 'UPDATE' THEN
+    PERFORM %1$I.generic_capture(TG_OP, %3$L, %4$L, o.r, n.r)
+    FROM (SELECT row_number() OVER () AS k, to_jsonb(x) AS r FROM old_rows x) o
+    JOIN (SELECT row_number() OVER () AS k, to_jsonb(x) AS r FROM new_rows x) n ON n.k = o.k;
+  ELSE
+    PERFORM %1$I.generic_capture(TG_OP, %3$L, %4$L, NULL, NULL);
+  END IF;
   RETURN NULL;
 END
 $body$

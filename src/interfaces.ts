@@ -3,6 +3,12 @@
 /** A DML action captured by triggers. */
 export type CapturedAction = 'insert' | 'update' | 'delete' | 'truncate';
 
+/**
+ * How changes are captured; both write the same entries. `statement`: one trigger per statement
+ * with transition tables, set-wise diffs (fast on bulk writes). `row`: one trigger call per row.
+ */
+export type CaptureMode = 'row' | 'statement';
+
 /** Per-table capture settings (the values of `tables` in auditlog.config.*). */
 export interface TableConfig {
   /** Only these columns are tracked (mutually exclusive with `exclude` on the same column). */
@@ -21,6 +27,8 @@ export interface TableConfig {
   actions?: CapturedAction[];
   /** Columns that identify a row when the table has no primary key. */
   primaryKey?: string[];
+  /** Capture mode for this table; default: the top-level `mode`. */
+  mode?: CaptureMode;
 }
 
 export interface IncludeAllConfig {
@@ -36,6 +44,8 @@ export interface AuditConfig {
   schema?: string;
   /** Columns excluded from every table (e.g. updated_at); silently skipped where absent. */
   excludeFields?: string[];
+  /** Default capture mode of every table. Default "statement". */
+  mode?: CaptureMode;
   includeAll?: IncludeAllConfig;
   /** Keyed by "schema.table" (SQL identifier syntax: unquoted parts fold to lower case). */
   tables?: Record<string, TableConfig>;

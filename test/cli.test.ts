@@ -68,7 +68,8 @@ test('install --dry-run prints reviewable SQL and changes nothing; install, stat
   const dry = await auditlog(['install', '--dry-run', '--database-url', db.url], { cwd: dir });
   expect(dry.code).toBe(0);
   expect(dry.stdout).toContain('CREATE TABLE log_entry');
-  expect(dry.stdout).toContain('CREATE TRIGGER "auditlog_row_');
+  expect(dry.stdout).toContain('CREATE TRIGGER "auditlog_update_');
+  expect(dry.stdout).toContain('REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows');
   expect(await db.sql(`SELECT to_regnamespace('auditlog') AS s`)).toEqual([{ s: null }]);
 
   const before = await auditlog(['status'], { cwd: dir, env: { DATABASE_URL: db.url } });
@@ -106,7 +107,7 @@ test('destructive commands refuse without a terminal unless --yes', async () => 
   const refused = await auditlog(['uninstall'], { cwd: dir, env });
   expect(refused).toMatchObject({ code: 2, stderr: expect.stringContaining('refusing without --yes') });
   expect((await auditlog(['install', '--prune'], { cwd: dir, env })).stderr).toContain('refusing without --yes');
-  expect((await db.sql(`SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = 'users'::regclass AND NOT tgisinternal`))[0].n).toBe(2);
+  expect((await db.sql(`SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = 'users'::regclass AND NOT tgisinternal`))[0].n).toBe(4);
 
   const done = await auditlog(['uninstall', '--yes'], { cwd: dir, env });
   expect(done).toMatchObject({ code: 0, stdout: expect.stringContaining('log entries kept') });

@@ -2,10 +2,13 @@
 // or leaked: the DDL watch swaps in the generic fallback until `auditlog install` runs again.
 import { status } from '../src/install';
 import type { AuditConfig } from '../src/interfaces';
+import type { CaptureMode } from '../src/interfaces';
 import { createTestDatabase, type TestDatabase } from './helpers';
 
+describe.each<CaptureMode>(['row', 'statement'])('%s mode', (mode) => {
 let db: TestDatabase;
 const config: AuditConfig = {
+  mode,
   excludeFields: ['updated_at'],
   tables: {
     'public.people': { mask: ['ssn'], exclude: ['notes'], snapshot: true, objectRepr: 'name' },
@@ -14,7 +17,7 @@ const config: AuditConfig = {
 };
 
 beforeAll(async () => {
-  db = await createTestDatabase('ddl');
+  db = await createTestDatabase(`ddl_${mode}`);
   await db.sql(`
     CREATE TABLE people (id int PRIMARY KEY, name text, ssn text, notes text, updated_at timestamptz, age int);
     CREATE TABLE pairs (a int, b int, v text, PRIMARY KEY (a, b));
@@ -76,8 +79,9 @@ test('install restores the generated function for the altered table', async () =
   await db.install(renamed);
   expect(await stateOf('public.people', renamed)).toEqual({ table: 'public.people', state: 'installed' });
   const [{ comment }] = await db.sql(`SELECT obj_description(tgfoid, 'pg_proc') AS comment FROM pg_trigger
-                                       WHERE tgrelid = 'people'::regclass AND tgname LIKE 'auditlog_row%'`);
+                                       WHERE tgrelid = 'people'::regclass AND tgname NOT LIKE 'auditlog_truncate%'`);
   expect(comment).toMatch(/^pg-auditlog [0-9a-f]{12}$/);
   await db.sql(`UPDATE people SET tax_id = 'x', name = 'G.' WHERE id = 2`);
   expect((await db.entries()).pop()!.changes).toEqual({ name: ['Grace', 'G.'], tax_id: ['[masked]', '[masked]'] });
+});
 });

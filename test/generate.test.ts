@@ -18,13 +18,17 @@ const usersPlan: TablePlan = {
   objectRepr: 'email',
   snapshot: true,
   actions: ['insert', 'update', 'delete', 'truncate'],
+  mode: 'row',
   mapping: {},
   allColumns: ['id', 'email', 'ssn', 'prefs'],
 };
 
-test('generated SQL matches the reviewed golden file (UPDATE_GOLDEN=1 to accept a change)', () => {
-  const file = path.join(__dirname, 'golden', 'users.sql');
-  const { sql } = generateTable('auditlog', usersPlan);
+test.each([
+  ['users.sql', usersPlan],
+  ['users-statement.sql', { ...usersPlan, mode: 'statement' as const }],
+])('generated SQL matches the reviewed golden file %s (UPDATE_GOLDEN=1 to accept a change)', (name, plan) => {
+  const file = path.join(__dirname, 'golden', name);
+  const { sql } = generateTable('auditlog', plan);
   if (process.env.UPDATE_GOLDEN) writeFileSync(file, sql);
   expect(sql).toBe(readFileSync(file, 'utf8'));
 });

@@ -47,8 +47,8 @@ describe('a fresh database', () => {
     const config: AuditConfig = { tables: { 'public.products': { exclude: ['price'] }, 'public.stock': {} } };
     const results = await Promise.all(Array.from({ length: 20 }, () => db.withClient((c) => install(c, config))));
     expect(results.filter((r) => r.installed.length > 0)).toHaveLength(1);
-    expect(await triggerCount('products')).toBe(2); // row + truncate
-    expect(await triggerCount('stock')).toBe(2);
+    expect(await triggerCount('products')).toBe(4); // insert, update, delete, truncate (statement mode)
+    expect(await triggerCount('stock')).toBe(4);
     expect(await db.withClient((c) => status(c, config))).toMatchObject({ drift: false });
     await db.sql(`INSERT INTO products VALUES (1, 'pen', 2)`);
     expect(await db.entries(`table_name = 'products'`)).toHaveLength(1); // one trigger fired, not twenty
@@ -95,7 +95,7 @@ describe('status and drift', () => {
   });
 
   test('a disabled trigger is drift, and install re-enables it', async () => {
-    const [{ tgname }] = await db.sql(`SELECT tgname FROM pg_trigger WHERE tgrelid = 'stock'::regclass AND tgname LIKE 'auditlog_row%'`);
+    const [{ tgname }] = await db.sql(`SELECT tgname FROM pg_trigger WHERE tgrelid = 'stock'::regclass AND tgname LIKE 'auditlog_update%'`);
     await db.sql(`ALTER TABLE stock DISABLE TRIGGER "${tgname}"`);
     const report = await db.withClient((c) => status(c, config));
     expect(report.tables.find((t) => t.table === 'public.stock')).toMatchObject({ state: 'outdated', detail: expect.stringContaining('disabled') });
@@ -107,7 +107,7 @@ describe('status and drift', () => {
     const only: AuditConfig = { tables: { 'public.products': { exclude: ['price'] } } };
     const kept = await db.withClient((c) => install(c, only));
     expect(kept.pruned).toEqual([]);
-    expect(await triggerCount('stock')).toBe(2);
+    expect(await triggerCount('stock')).toBe(4);
     const pruned = await db.withClient((c) => install(c, only, { prune: true }));
     expect(pruned.pruned).toEqual(['public.stock']);
     expect(await triggerCount('stock')).toBe(0);

@@ -5,7 +5,7 @@ import {
   findSimilarTables, readRelationKinds, readTables, readTablesInSchemas, tableKey, type CatalogTable,
 } from '../catalog';
 import { displayName, quoteIdent, type QualifiedName } from '../ident';
-import type { CapturedAction } from '../interfaces';
+import type { CaptureMode, CapturedAction } from '../interfaces';
 import { defaultTableConfig, invalid, type NormalizedConfig, type NormalizedTableConfig } from './validate';
 
 export interface ColumnPlan {
@@ -23,6 +23,7 @@ export interface TablePlan {
   objectRepr?: string;
   snapshot: boolean;
   actions: CapturedAction[];
+  mode: CaptureMode;
   /** Display names, recorded for readers of the log. */
   mapping: Record<string, string>;
   /** Every column of the table when planned; the DDL watch compares against it. */
@@ -71,7 +72,7 @@ export async function resolveConfig(client: ClientBase, config: NormalizedConfig
   for (const t of wanted.values()) {
     const table = catalog.get(tableKey(t.table));
     if (!table) continue;
-    const plan = planTable(table, t, config.excludeFields, fromIncludeAll.has(tableKey(t.table)), problems);
+    const plan = planTable(table, t, config, fromIncludeAll.has(tableKey(t.table)), problems);
     if (plan) plans.push(plan);
   }
   if (problems.length > 0) throw invalid(source, problems);
@@ -79,8 +80,9 @@ export async function resolveConfig(client: ClientBase, config: NormalizedConfig
 }
 
 function planTable(
-  table: CatalogTable, cfg: NormalizedTableConfig, globalExclude: string[], viaIncludeAll: boolean, problems: string[],
+  table: CatalogTable, cfg: NormalizedTableConfig, config: NormalizedConfig, viaIncludeAll: boolean, problems: string[],
 ): TablePlan | undefined {
+  const globalExclude = config.excludeFields;
   const at = viaIncludeAll ? `includeAll: table ${displayName(table)}` : `tables["${cfg.key}"]`;
   const names = table.columns.map((c) => c.name);
   const known = (column: string, field: string): boolean => {
@@ -125,6 +127,7 @@ function planTable(
     objectRepr: cfg.objectRepr,
     snapshot: cfg.snapshot,
     actions: cfg.actions,
+    mode: cfg.mode ?? config.mode,
     mapping: cfg.mapping,
     allColumns: names,
   };

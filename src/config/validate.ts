@@ -1,11 +1,13 @@
 // Checks the shape of a config object (no database needed) and normalises it.
 import { AuditLogError } from '../errors';
 import { displayName, parseColumnName, parseQualifiedName, type QualifiedName } from '../ident';
-import type { CapturedAction } from '../interfaces';
+import type { CaptureMode, CapturedAction } from '../interfaces';
 
 export const ALL_ACTIONS: readonly CapturedAction[] = ['insert', 'update', 'delete', 'truncate'];
-const TOP_LEVEL_KEYS = ['schema', 'excludeFields', 'includeAll', 'tables'];
-const TABLE_KEYS = ['include', 'exclude', 'mask', 'mapping', 'objectRepr', 'snapshot', 'actions', 'primaryKey'];
+const TOP_LEVEL_KEYS = ['schema', 'mode', 'excludeFields', 'includeAll', 'tables'];
+const MODES: readonly CaptureMode[] = ['row', 'statement'];
+export const DEFAULT_MODE: CaptureMode = 'statement';
+const TABLE_KEYS = ['include', 'exclude', 'mask', 'mapping', 'objectRepr', 'snapshot', 'actions', 'primaryKey', 'mode'];
 
 export interface NormalizedTableConfig {
   table: QualifiedName;
@@ -19,10 +21,13 @@ export interface NormalizedTableConfig {
   snapshot: boolean;
   actions: CapturedAction[];
   primaryKey?: string[];
+  /** Unset: the config's default mode. */
+  mode?: CaptureMode;
 }
 
 export interface NormalizedConfig {
   schema: string;
+  mode: CaptureMode;
   excludeFields: string[];
   includeAll?: { schemas: string[]; except: QualifiedName[] };
   /** Tables named explicitly under `tables`. */
@@ -66,6 +71,12 @@ export function validateConfig(raw: unknown, source = 'config'): NormalizedConfi
   };
 
   const excludeFields = (stringList(raw.excludeFields, '"excludeFields"') ?? []).map(parseColumnName);
+
+  let mode = DEFAULT_MODE;
+  if (raw.mode !== undefined) {
+    if (!MODES.includes(raw.mode as CaptureMode)) problems.push(`"mode" must be "statement" or "row"`);
+    else mode = raw.mode as CaptureMode;
+  }
 
   let includeAll: NormalizedConfig['includeAll'];
   if (raw.includeAll !== undefined) {
@@ -114,7 +125,7 @@ export function validateConfig(raw: unknown, source = 'config'): NormalizedConfi
     problems.push('nothing to audit: add tables under "tables" or set "includeAll"');
   }
   if (problems.length > 0) throw invalid(source, problems);
-  return { schema, excludeFields, includeAll, tables };
+  return { schema, mode, excludeFields, includeAll, tables };
 }
 
 function validateTableConfig(
@@ -165,6 +176,10 @@ function validateTableConfig(
   if (value.snapshot !== undefined) {
     if (typeof value.snapshot !== 'boolean') problems.push(`${at}.snapshot must be true or false`);
     else out.snapshot = value.snapshot;
+  }
+  if (value.mode !== undefined) {
+    if (!MODES.includes(value.mode as CaptureMode)) problems.push(`${at}.mode must be "statement" or "row"`);
+    else out.mode = value.mode as CaptureMode;
   }
   if (value.actions !== undefined) {
     const actions = value.actions;

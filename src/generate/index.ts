@@ -1,8 +1,14 @@
 // Pure functions: table plan in, SQL text out. No I/O, deterministic, so the text can be
 // hashed, reviewed with `auditlog install --dry-run`, and compared against golden files.
-import type { TablePlan } from '../config/resolve';
+//
+// Two capture modes write the same entries:
+// - row: one AFTER … FOR EACH ROW trigger; the diff is a per-column IS DISTINCT FROM chain.
+// - statement: one AFTER … FOR EACH STATEMENT trigger per action with transition tables; one
+//   INSERT … SELECT writes every entry of the statement, context read once per statement.
+import type { ColumnPlan, TablePlan } from '../config/resolve';
 import { COMMENT_PREFIX } from '../catalog';
 import { displayName, generatedName, qualified, quoteIdent, quoteLiteral, shortHash, type QualifiedName } from '../ident';
+import type { CaptureMode } from '../interfaces';
 
 /** What a masked value is replaced with, in changes and snapshots. */
 export const MASK = '[masked]';
@@ -27,12 +33,8 @@ export function functionNameFor(table: QualifiedName): string {
   return generatedName('capture', `${table.schema}_${table.name}`, `${table.schema}.${table.name}`);
 }
 
-function triggerNamesFor(auditSchema: string, table: QualifiedName) {
-  const identity = `${auditSchema}:${table.schema}.${table.name}`;
-  return {
-    row: generatedName('auditlog', 'row', identity),
-    truncate: generatedName('auditlog', 'truncate', identity),
-  };
+function triggerName(auditSchema: string, table: QualifiedName, kind: string): string {
+  return generatedName('auditlog', kind, `${auditSchema}:${table.schema}.${table.name}`);
 }
 
 /** `$tag$` that does not occur in `body`, so the body can never close its own quote. */
@@ -52,89 +54,107 @@ function buildObject(pairs: Array<[string, string]>, indent: string): string {
   return chunks.join(` ||\n${indent}`);
 }
 
-/** The value stored for a column of record `rec` (OLD or NEW): masked where configured. */
-function valueOf(rec: 'OLD' | 'NEW', column: { name: string; masked: boolean }): string {
-  const ref = `${rec}.${quoteIdent(column.name)}`;
-  return column.masked ? `CASE WHEN ${ref} IS NULL THEN NULL ELSE ${quoteLiteral(MASK)} END` : ref;
+/** A column of row `rec` (OLD, NEW, or a transition-table alias). */
+function ref(rec: string, column: string): string {
+  return `${rec}.${quoteIdent(column)}`;
 }
 
-function pkExpression(rec: 'OLD' | 'NEW', primaryKey: string[]): string {
-  if (primaryKey.length === 1) return `${rec}.${quoteIdent(primaryKey[0]!)}::text`;
-  return `jsonb_build_array(${primaryKey.map((c) => `${rec}.${quoteIdent(c)}`).join(', ')})::text`;
+/** The value stored for a column: masked where configured. */
+function valueOf(rec: string, column: ColumnPlan): string {
+  const r = ref(rec, column.name);
+  return column.masked ? `CASE WHEN ${r} IS NULL THEN NULL ELSE ${quoteLiteral(MASK)} END` : r;
 }
 
-/** Statements that set row_pk, row_repr and row_snapshot from record `rec`. */
-function identify(plan: TablePlan, rec: 'OLD' | 'NEW'): string[] {
-  const lines = [`    row_pk := ${pkExpression(rec, plan.primaryKey)};`];
-  if (plan.objectRepr !== undefined) lines.push(`    row_repr := ${rec}.${quoteIdent(plan.objectRepr)}::text;`);
-  if (plan.snapshot) {
-    const pairs = plan.columns.map((c): [string, string] => [c.name, valueOf(rec, c)]);
-    lines.push(`    row_snapshot := ${buildObject(pairs, '      ')};`);
-  }
-  return lines;
+/** json, xml and geometric types have no equality operator (see catalog compareAs). */
+function changed(before: string, after: string, column: ColumnPlan): string {
+  const cast = column.compareAs ? `::${column.compareAs}` : '';
+  return `${ref(before, column.name)}${cast} IS DISTINCT FROM ${ref(after, column.name)}${cast}`;
 }
 
-function insertBranch(plan: TablePlan): string[] {
-  const pairs = plan.columns.map((c): [string, string] => [c.name, `jsonb_build_array(NULL, ${valueOf('NEW', c)})`]);
-  return [`    diff := ${buildObject(pairs, '      ')};`, ...identify(plan, 'NEW')];
+function pkExpression(rec: string, primaryKey: string[]): string {
+  if (primaryKey.length === 1) return `${ref(rec, primaryKey[0]!)}::text`;
+  return `jsonb_build_array(${primaryKey.map((c) => ref(rec, c)).join(', ')})::text`;
 }
 
-function deleteBranch(plan: TablePlan): string[] {
-  const pairs = plan.columns.map((c): [string, string] => [c.name, `jsonb_build_array(${valueOf('OLD', c)}, NULL)`]);
-  return [`    diff := ${buildObject(pairs, '      ')};`, ...identify(plan, 'OLD')];
+function reprExpression(plan: TablePlan, rec: string): string {
+  return plan.objectRepr === undefined ? 'NULL' : `${ref(rec, plan.objectRepr)}::text`;
 }
 
-function updateBranch(plan: TablePlan): string[] {
-  const lines = [`    diff := '{}'::jsonb;`];
-  for (const c of plan.columns) {
-    const col = quoteIdent(c.name);
-    // json, xml and geometric types have no equality operator (see catalog compareAs).
-    const cast = c.compareAs ? `::${c.compareAs}` : '';
-    lines.push(
-      `    IF OLD.${col}${cast} IS DISTINCT FROM NEW.${col}${cast} THEN`,
-      `      diff := diff || jsonb_build_object(${quoteLiteral(c.name)}, jsonb_build_array(${valueOf('OLD', c)}, ${valueOf('NEW', c)}));`,
-      `    END IF;`,
-    );
-  }
-  lines.push(
-    `    IF diff = '{}'::jsonb THEN`,
-    `      RETURN NULL;  -- no tracked column changed: no entry`,
-    `    END IF;`,
-    ...identify(plan, 'NEW'),
-  );
-  return lines;
+function snapshotExpression(plan: TablePlan, rec: string, indent: string): string {
+  if (!plan.snapshot) return 'NULL';
+  return buildObject(plan.columns.map((c): [string, string] => [c.name, valueOf(rec, c)]), indent);
 }
 
-/** Context columns, read from transaction-local settings set by withAuditSession(). */
-function contextValues(auditSchema: string): string[] {
+/** Every tracked column as [null, new] (insert) or [old, null] (delete). */
+function wholeRow(plan: TablePlan, rec: string, side: 'insert' | 'delete', indent: string): string {
+  return buildObject(plan.columns.map((c): [string, string] => [
+    c.name, side === 'insert' ? `jsonb_build_array(NULL, ${valueOf(rec, c)})` : `jsonb_build_array(${valueOf(rec, c)}, NULL)`,
+  ]), indent);
+}
+
+/** Only the changed columns, as one expression (statement mode). */
+function diffExpression(plan: TablePlan, before: string, after: string, indent: string): string {
+  return plan.columns.map((c) =>
+    `CASE WHEN ${changed(before, after, c)}\n${indent}  THEN jsonb_build_object(${quoteLiteral(c.name)}, jsonb_build_array(${valueOf(before, c)}, ${valueOf(after, c)}))\n${indent}  ELSE '{}'::jsonb END`,
+  ).join(` ||\n${indent}`);
+}
+
+const LOG_COLUMNS = [
+  '(table_schema, table_name, object_pk, object_repr, action, changes, snapshot,',
+  ' actor, cid, remote_addr, db_user, application_name, additional_data, tenant_id)',
+];
+
+/** The context, from transaction-local settings set by withAuditSession(). */
+function contextExpressions(auditSchema: string): Array<[string, string, string]> {
   const setting = (name: string) => `NULLIF(current_setting(${quoteLiteral(`auditlog.${name}`)}, true), '')`;
   const schema = quoteIdent(auditSchema);
   return [
-    setting('actor'),
-    setting('cid'),
-    `${schema}.try_inet(${setting('remote_addr')})`,
-    `${schema}.invoking_user()`,
-    `NULLIF(current_setting('application_name'), '')`,
-    `${schema}.try_jsonb(${setting('data')})`,
-    setting('tenant'),
+    ['ctx_actor', 'text', setting('actor')],
+    ['ctx_cid', 'text', setting('cid')],
+    ['ctx_remote_addr', 'inet', `${schema}.try_inet(${setting('remote_addr')})`],
+    ['ctx_db_user', 'text', `${schema}.invoking_user()`],
+    ['ctx_application_name', 'text', `NULLIF(current_setting('application_name'), '')`],
+    ['ctx_data', 'jsonb', `${schema}.try_jsonb(${setting('data')})`],
+    ['ctx_tenant', 'text', setting('tenant')],
   ];
 }
 
-function functionBody(auditSchema: string, plan: TablePlan): string {
-  const rowActions = plan.actions.filter((a) => a !== 'truncate');
+// ---- row mode ---------------------------------------------------------------------------
+
+function rowBody(auditSchema: string, plan: TablePlan): string {
+  const identify = (rec: string) => [
+    `    row_pk := ${pkExpression(rec, plan.primaryKey)};`,
+    ...(plan.objectRepr !== undefined ? [`    row_repr := ${reprExpression(plan, rec)};`] : []),
+    ...(plan.snapshot ? [`    row_snapshot := ${snapshotExpression(plan, rec, '      ')};`] : []),
+  ];
   const branches: string[] = [];
   const branch = (op: string, body: string[]) =>
     branches.push(`  ${branches.length === 0 ? 'IF' : 'ELSIF'} TG_OP = '${op}' THEN`, ...body);
-  if (rowActions.includes('insert')) branch('INSERT', insertBranch(plan));
-  if (rowActions.includes('update')) branch('UPDATE', updateBranch(plan));
-  if (rowActions.includes('delete')) branch('DELETE', deleteBranch(plan));
+  if (plan.actions.includes('insert')) {
+    branch('INSERT', [`    diff := ${wholeRow(plan, 'NEW', 'insert', '      ')};`, ...identify('NEW')]);
+  }
+  if (plan.actions.includes('update')) {
+    const lines = [`    diff := '{}'::jsonb;`];
+    for (const c of plan.columns) {
+      lines.push(
+        `    IF ${changed('OLD', 'NEW', c)} THEN`,
+        `      diff := diff || jsonb_build_object(${quoteLiteral(c.name)}, jsonb_build_array(${valueOf('OLD', c)}, ${valueOf('NEW', c)}));`,
+        '    END IF;',
+      );
+    }
+    lines.push(`    IF diff = '{}'::jsonb THEN`, '      RETURN NULL;  -- no tracked column changed: no entry', '    END IF;', ...identify('NEW'));
+    branch('UPDATE', lines);
+  }
+  if (plan.actions.includes('delete')) {
+    branch('DELETE', [`    diff := ${wholeRow(plan, 'OLD', 'delete', '      ')};`, ...identify('OLD')]);
+  }
   if (plan.actions.includes('truncate')) branch('TRUNCATE', ['    diff := NULL;']);
   branches.push('  END IF;');
 
   const values = [
     quoteLiteral(plan.table.schema), quoteLiteral(plan.table.name),
     'row_pk', 'row_repr', 'lower(TG_OP)', 'diff', 'row_snapshot',
-    ...contextValues(auditSchema),
+    ...contextExpressions(auditSchema).map(([, , expr]) => expr),
   ];
   return [
     'DECLARE',
@@ -146,8 +166,7 @@ function functionBody(auditSchema: string, plan: TablePlan): string {
     ...branches,
     '',
     `  INSERT INTO ${quoteIdent(auditSchema)}.log_entry`,
-    '    (table_schema, table_name, object_pk, object_repr, action, changes, snapshot,',
-    '     actor, cid, remote_addr, db_user, application_name, additional_data, tenant_id)',
+    ...LOG_COLUMNS.map((l) => `    ${l}`),
     `  VALUES (${values.join(',\n          ')});`,
     '  RETURN NULL;',
     'END',
@@ -155,23 +174,122 @@ function functionBody(auditSchema: string, plan: TablePlan): string {
   ].join('\n');
 }
 
+// ---- statement mode -----------------------------------------------------------------------
+
+/** A column alias for the row ordinal that is not one of the table's columns. */
+function ordinalAlias(plan: TablePlan): string {
+  let alias = 'auditlog_ordinal';
+  for (let i = 1; plan.allColumns.includes(alias); i++) alias = `auditlog_ordinal_${i}`;
+  return alias;
+}
+
+function statementBody(auditSchema: string, plan: TablePlan): string {
+  const ctx = contextExpressions(auditSchema);
+  const ctxNames = ctx.map(([name]) => name).join(', ');
+  const insertInto = [`    INSERT INTO ${quoteIdent(auditSchema)}.log_entry`, ...LOG_COLUMNS.map((l) => `      ${l}`)];
+  const table = `${quoteLiteral(plan.table.schema)}, ${quoteLiteral(plan.table.name)}`;
+  const select = (rec: string, action: string, changes: string) =>
+    `    SELECT ${table}, ${pkExpression(rec, plan.primaryKey)}, ${reprExpression(plan, rec)}, '${action}',\n` +
+    `           ${changes},\n` +
+    `           ${snapshotExpression(plan, rec, '             ')},\n` +
+    `           ${ctxNames}`;
+
+  const branches: string[] = [];
+  const branch = (op: string, body: string[]) =>
+    branches.push(`  ${branches.length === 0 ? 'IF' : 'ELSIF'} TG_OP = '${op}' THEN`, ...body);
+  if (plan.actions.includes('insert')) {
+    branch('INSERT', [...insertInto, select('n', 'insert', wholeRow(plan, 'n', 'insert', '             ')), '    FROM new_rows n;']);
+  }
+  if (plan.actions.includes('update')) {
+    const ord = quoteIdent(ordinalAlias(plan));
+    branch('UPDATE', [
+      '    -- PostgreSQL fills the old and new transition tables in step, so the k-th old row and the',
+      '    -- k-th new row are one row before and after, even when the statement changed its key.',
+      ...insertInto,
+      select('n', 'update', 'd.diff'),
+      `    FROM (SELECT row_number() OVER () AS ${ord}, * FROM old_rows) o`,
+      `    JOIN (SELECT row_number() OVER () AS ${ord}, * FROM new_rows) n ON n.${ord} = o.${ord}`,
+      `    CROSS JOIN LATERAL (SELECT ${diffExpression(plan, 'o', 'n', '                        ')} AS diff) d`,
+      `    WHERE d.diff <> '{}'::jsonb;  -- no tracked column changed: no entry`,
+    ]);
+  }
+  if (plan.actions.includes('delete')) {
+    branch('DELETE', [...insertInto, select('o', 'delete', wholeRow(plan, 'o', 'delete', '             ')), '    FROM old_rows o;']);
+  }
+  if (plan.actions.includes('truncate')) {
+    branch('TRUNCATE', [...insertInto, `    VALUES (${table}, NULL, NULL, 'truncate', NULL, NULL, ${ctxNames});`]);
+  }
+  branches.push('  END IF;');
+  return [
+    '#variable_conflict use_variable',
+    'DECLARE',
+    '  -- The context, read once per statement.',
+    ...ctx.map(([name, type, expr]) => `  ${name} ${type} := ${expr};`),
+    'BEGIN',
+    ...branches,
+    '  RETURN NULL;',
+    'END',
+    '',
+  ].join('\n');
+}
+
+// ---- both ---------------------------------------------------------------------------------
+
 function header(plan: TablePlan): string {
   const tracked = plan.columns.map((c) => (c.masked ? `${c.name} (masked)` : c.name)).join(', ');
   return [
-    `-- ${displayName(plan.table)}: capture ${plan.actions.join(', ')}`,
+    `-- ${displayName(plan.table)}: capture ${plan.actions.join(', ')} (${plan.mode} mode)`,
     `-- tracked columns: ${tracked}`,
     `-- object_pk: ${plan.primaryKey.join(', ')}${plan.snapshot ? '; snapshot: yes' : ''}`,
   ].join('\n');
+}
+
+function functionOptions(mode: CaptureMode): string[] {
+  const options = ['SET search_path = pg_catalog, pg_temp'];
+  if (mode === 'statement') {
+    // Transition tables have no statistics, and PL/pgSQL caches plans: a plan made for a
+    // one-row statement must not pair 100,000 rows by nested loop. JIT never pays off here.
+    options.push('SET enable_nestloop = off', 'SET jit = off');
+  }
+  return options;
+}
+
+interface TriggerSpec { name: string; sql: string }
+
+function triggers(auditSchema: string, plan: TablePlan, fn: string): TriggerSpec[] {
+  const table = qualified(plan.table);
+  const specs: TriggerSpec[] = [];
+  if (plan.mode === 'row') {
+    const events = plan.actions.filter((a) => a !== 'truncate').map((a) => a.toUpperCase());
+    if (events.length > 0) {
+      const name = triggerName(auditSchema, plan.table, 'row');
+      specs.push({ name, sql: `CREATE TRIGGER ${quoteIdent(name)}\n  AFTER ${events.join(' OR ')} ON ${table}\n  FOR EACH ROW EXECUTE FUNCTION ${fn}();` });
+    }
+  } else {
+    // A trigger with transition tables may have only one event.
+    const transition = { insert: 'NEW TABLE AS new_rows', update: 'OLD TABLE AS old_rows NEW TABLE AS new_rows', delete: 'OLD TABLE AS old_rows' };
+    for (const action of ['insert', 'update', 'delete'] as const) {
+      if (!plan.actions.includes(action)) continue;
+      const name = triggerName(auditSchema, plan.table, action);
+      specs.push({
+        name,
+        sql: `CREATE TRIGGER ${quoteIdent(name)}\n  AFTER ${action.toUpperCase()} ON ${table}\n  REFERENCING ${transition[action]}\n  FOR EACH STATEMENT EXECUTE FUNCTION ${fn}();`,
+      });
+    }
+  }
+  if (plan.actions.includes('truncate')) {
+    const name = triggerName(auditSchema, plan.table, 'truncate');
+    specs.push({ name, sql: `CREATE TRIGGER ${quoteIdent(name)}\n  AFTER TRUNCATE ON ${table}\n  FOR EACH STATEMENT EXECUTE FUNCTION ${fn}();` });
+  }
+  return specs;
 }
 
 /** SQL that creates the capture function and triggers for one table. */
 export function generateTable(auditSchema: string, plan: TablePlan): GeneratedTable {
   const functionName = functionNameFor(plan.table);
   const fn = `${quoteIdent(auditSchema)}.${quoteIdent(functionName)}`;
-  const names = triggerNamesFor(auditSchema, plan.table);
-  const table = qualified(plan.table);
-  const rowEvents = plan.actions.filter((a) => a !== 'truncate').map((a) => a.toUpperCase());
-
+  const body = plan.mode === 'row' ? rowBody(auditSchema, plan) : statementBody(auditSchema, plan);
+  const specs = triggers(auditSchema, plan, fn);
   const statements = [
     header(plan),
     [
@@ -179,40 +297,29 @@ export function generateTable(auditSchema: string, plan: TablePlan): GeneratedTa
       'RETURNS trigger',
       'LANGUAGE plpgsql',
       'SECURITY DEFINER',
-      'SET search_path = pg_catalog, pg_temp',
-      `AS ${dollarQuote(functionBody(auditSchema, plan), 'capture')};`,
+      ...functionOptions(plan.mode),
+      `AS ${dollarQuote(body, 'capture')};`,
     ].join('\n'),
+    ...specs.map((s) => s.sql),
   ];
-  const triggers: string[] = [];
-  if (rowEvents.length > 0) {
-    triggers.push(names.row);
-    statements.push(
-      `CREATE TRIGGER ${quoteIdent(names.row)}\n  AFTER ${rowEvents.join(' OR ')} ON ${table}\n  FOR EACH ROW EXECUTE FUNCTION ${fn}();`,
-    );
-  }
-  if (plan.actions.includes('truncate')) {
-    triggers.push(names.truncate);
-    statements.push(
-      `CREATE TRIGGER ${quoteIdent(names.truncate)}\n  AFTER TRUNCATE ON ${table}\n  FOR EACH STATEMENT EXECUTE FUNCTION ${fn}();`,
-    );
-  }
   const definition = statements.join('\n\n') + '\n';
   const hash = shortHash(definition, 12);
   const comment = quoteLiteral(`${COMMENT_PREFIX}${hash}`);
+  const table = qualified(plan.table);
   const comments = [
     `COMMENT ON FUNCTION ${fn}() IS ${comment};`,
-    ...triggers.map((t) => `COMMENT ON TRIGGER ${quoteIdent(t)} ON ${table} IS ${comment};`),
+    ...specs.map((s) => `COMMENT ON TRIGGER ${quoteIdent(s.name)} ON ${table} IS ${comment};`),
   ];
   return {
-    table: plan.table, functionName, triggers, hash, definition,
+    table: plan.table, functionName, triggers: specs.map((s) => s.name), hash, definition,
     sql: `${definition}\n${comments.join('\n')}\n`,
   };
 }
 
 /** DROP statements that remove one table's capture. */
-export function dropTableCapture(auditSchema: string, table: QualifiedName, triggers: string[], functionName: string): string {
+export function dropTableCapture(auditSchema: string, table: QualifiedName, triggerNames: string[], functionName: string): string {
   return [
-    ...triggers.map((t) => `DROP TRIGGER IF EXISTS ${quoteIdent(t)} ON ${qualified(table)};`),
+    ...triggerNames.map((t) => `DROP TRIGGER IF EXISTS ${quoteIdent(t)} ON ${qualified(table)};`),
     `DROP FUNCTION IF EXISTS ${quoteIdent(auditSchema)}.${quoteIdent(functionName)}();`,
   ].join('\n') + '\n';
 }

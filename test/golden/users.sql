@@ -1,4 +1,4 @@
--- public.users: capture insert, update, delete, truncate
+-- public.users: capture insert, update, delete, truncate (row mode)
 -- tracked columns: id, email, ssn (masked), prefs
 -- object_pk: id; snapshot: yes
 
@@ -97,6 +97,6 @@ CREATE TRIGGER "auditlog_truncate_18f965ef"
   AFTER TRUNCATE ON "public"."users"
   FOR EACH STATEMENT EXECUTE FUNCTION "auditlog"."capture_public_users_14447575"();
 
-COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog ebb0cfe04fc0';
-COMMENT ON TRIGGER "auditlog_row_18f965ef" ON "public"."users" IS 'pg-auditlog ebb0cfe04fc0';
-COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog ebb0cfe04fc0';
+COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog 39443eb235d1';
+COMMENT ON TRIGGER "auditlog_row_18f965ef" ON "public"."users" IS 'pg-auditlog 39443eb235d1';
+COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog 39443eb235d1';

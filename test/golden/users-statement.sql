@@ -1,0 +1,120 @@
+-- public.users: capture insert, update, delete, truncate (statement mode)
+-- tracked columns: id, email, ssn (masked), prefs
+-- object_pk: id; snapshot: yes
+
+CREATE OR REPLACE FUNCTION "auditlog"."capture_public_users_14447575"()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET enable_nestloop = off
+SET jit = off
+AS $capture$
+#variable_conflict use_variable
+DECLARE
+  -- The context, read once per statement.
+  ctx_actor text := NULLIF(current_setting('auditlog.actor', true), '');
+  ctx_cid text := NULLIF(current_setting('auditlog.cid', true), '');
+  ctx_remote_addr inet := "auditlog".try_inet(NULLIF(current_setting('auditlog.remote_addr', true), ''));
+  ctx_db_user text := "auditlog".invoking_user();
+  ctx_application_name text := NULLIF(current_setting('application_name'), '');
+  ctx_data jsonb := "auditlog".try_jsonb(NULLIF(current_setting('auditlog.data', true), ''));
+  ctx_tenant text := NULLIF(current_setting('auditlog.tenant', true), '');
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO "auditlog".log_entry
+      (table_schema, table_name, object_pk, object_repr, action, changes, snapshot,
+       actor, cid, remote_addr, db_user, application_name, additional_data, tenant_id)
+    SELECT 'public', 'users', n."id"::text, n."email"::text, 'insert',
+           jsonb_build_object(
+               'id', jsonb_build_array(NULL, n."id"),
+               'email', jsonb_build_array(NULL, n."email"),
+               'ssn', jsonb_build_array(NULL, CASE WHEN n."ssn" IS NULL THEN NULL ELSE '[masked]' END),
+               'prefs', jsonb_build_array(NULL, n."prefs")),
+           jsonb_build_object(
+               'id', n."id",
+               'email', n."email",
+               'ssn', CASE WHEN n."ssn" IS NULL THEN NULL ELSE '[masked]' END,
+               'prefs', n."prefs"),
+           ctx_actor, ctx_cid, ctx_remote_addr, ctx_db_user, ctx_application_name, ctx_data, ctx_tenant
+    FROM new_rows n;
+  ELSIF TG_OP = 'UPDATE' THEN
+    -- PostgreSQL fills the old and new transition tables in step, so the k-th old row and the
+    -- k-th new row are one row before and after, even when the statement changed its key.
+    INSERT INTO "auditlog".log_entry
+      (table_schema, table_name, object_pk, object_repr, action, changes, snapshot,
+       actor, cid, remote_addr, db_user, application_name, additional_data, tenant_id)
+    SELECT 'public', 'users', n."id"::text, n."email"::text, 'update',
+           d.diff,
+           jsonb_build_object(
+               'id', n."id",
+               'email', n."email",
+               'ssn', CASE WHEN n."ssn" IS NULL THEN NULL ELSE '[masked]' END,
+               'prefs', n."prefs"),
+           ctx_actor, ctx_cid, ctx_remote_addr, ctx_db_user, ctx_application_name, ctx_data, ctx_tenant
+    FROM (SELECT row_number() OVER () AS "auditlog_ordinal", * FROM old_rows) o
+    JOIN (SELECT row_number() OVER () AS "auditlog_ordinal", * FROM new_rows) n ON n."auditlog_ordinal" = o."auditlog_ordinal"
+    CROSS JOIN LATERAL (SELECT CASE WHEN o."id" IS DISTINCT FROM n."id"
+                          THEN jsonb_build_object('id', jsonb_build_array(o."id", n."id"))
+                          ELSE '{}'::jsonb END ||
+                        CASE WHEN o."email" IS DISTINCT FROM n."email"
+                          THEN jsonb_build_object('email', jsonb_build_array(o."email", n."email"))
+                          ELSE '{}'::jsonb END ||
+                        CASE WHEN o."ssn" IS DISTINCT FROM n."ssn"
+                          THEN jsonb_build_object('ssn', jsonb_build_array(CASE WHEN o."ssn" IS NULL THEN NULL ELSE '[masked]' END, CASE WHEN n."ssn" IS NULL THEN NULL ELSE '[masked]' END))
+                          ELSE '{}'::jsonb END ||
+                        CASE WHEN o."prefs"::jsonb IS DISTINCT FROM n."prefs"::jsonb
+                          THEN jsonb_build_object('prefs', jsonb_build_array(o."prefs", n."prefs"))
+                          ELSE '{}'::jsonb END AS diff) d
+    WHERE d.diff <> '{}'::jsonb;  -- no tracked column changed: no entry
+  ELSIF TG_OP = 'DELETE' THEN
+    INSERT INTO "auditlog".log_entry
+      (table_schema, table_name, object_pk, object_repr, action, changes, snapshot,
+       actor, cid, remote_addr, db_user, application_name, additional_data, tenant_id)
+    SELECT 'public', 'users', o."id"::text, o."email"::text, 'delete',
+           jsonb_build_object(
+               'id', jsonb_build_array(o."id", NULL),
+               'email', jsonb_build_array(o."email", NULL),
+               'ssn', jsonb_build_array(CASE WHEN o."ssn" IS NULL THEN NULL ELSE '[masked]' END, NULL),
+               'prefs', jsonb_build_array(o."prefs", NULL)),
+           jsonb_build_object(
+               'id', o."id",
+               'email', o."email",
+               'ssn', CASE WHEN o."ssn" IS NULL THEN NULL ELSE '[masked]' END,
+               'prefs', o."prefs"),
+           ctx_actor, ctx_cid, ctx_remote_addr, ctx_db_user, ctx_application_name, ctx_data, ctx_tenant
+    FROM old_rows o;
+  ELSIF TG_OP = 'TRUNCATE' THEN
+    INSERT INTO "auditlog".log_entry
+      (table_schema, table_name, object_pk, object_repr, action, changes, snapshot,
+       actor, cid, remote_addr, db_user, application_name, additional_data, tenant_id)
+    VALUES ('public', 'users', NULL, NULL, 'truncate', NULL, NULL, ctx_actor, ctx_cid, ctx_remote_addr, ctx_db_user, ctx_application_name, ctx_data, ctx_tenant);
+  END IF;
+  RETURN NULL;
+END
+$capture$;
+
+CREATE TRIGGER "auditlog_insert_18f965ef"
+  AFTER INSERT ON "public"."users"
+  REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION "auditlog"."capture_public_users_14447575"();
+
+CREATE TRIGGER "auditlog_update_18f965ef"
+  AFTER UPDATE ON "public"."users"
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION "auditlog"."capture_public_users_14447575"();
+
+CREATE TRIGGER "auditlog_delete_18f965ef"
+  AFTER DELETE ON "public"."users"
+  REFERENCING OLD TABLE AS old_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION "auditlog"."capture_public_users_14447575"();
+
+CREATE TRIGGER "auditlog_truncate_18f965ef"
+  AFTER TRUNCATE ON "public"."users"
+  FOR EACH STATEMENT EXECUTE FUNCTION "auditlog"."capture_public_users_14447575"();
+
+COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog 4ff76423d8ab';
+COMMENT ON TRIGGER "auditlog_insert_18f965ef" ON "public"."users" IS 'pg-auditlog 4ff76423d8ab';
+COMMENT ON TRIGGER "auditlog_update_18f965ef" ON "public"."users" IS 'pg-auditlog 4ff76423d8ab';
+COMMENT ON TRIGGER "auditlog_delete_18f965ef" ON "public"."users" IS 'pg-auditlog 4ff76423d8ab';
+COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog 4ff76423d8ab';
