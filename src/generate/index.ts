@@ -81,21 +81,30 @@ function reprExpression(plan: TablePlan, rec: string): string {
 }
 
 function snapshotExpression(plan: TablePlan, rec: string, indent: string): string {
-  if (!plan.snapshot) return 'NULL';
+  if (!plan.snapshot) return 'NULL::jsonb';
   return buildObject(plan.columns.map((c): [string, string] => [c.name, valueOf(rec, c)]), indent);
+}
+
+/**
+ * The JSON pair [before, after]. A two-element SQL array becomes that JSON array without an
+ * intermediate jsonb value per column (measurably cheaper per row); an array-typed column
+ * would make it two-dimensional, so it takes jsonb_build_array.
+ */
+function pair(column: ColumnPlan, before: string, after: string): string {
+  return column.isArray ? `jsonb_build_array(${before}, ${after})` : `ARRAY[${before}, ${after}]`;
 }
 
 /** Every tracked column as [null, new] (insert) or [old, null] (delete). */
 function wholeRow(plan: TablePlan, rec: string, side: 'insert' | 'delete', indent: string): string {
   return buildObject(plan.columns.map((c): [string, string] => [
-    c.name, side === 'insert' ? `jsonb_build_array(NULL, ${valueOf(rec, c)})` : `jsonb_build_array(${valueOf(rec, c)}, NULL)`,
+    c.name, side === 'insert' ? pair(c, 'NULL', valueOf(rec, c)) : pair(c, valueOf(rec, c), 'NULL'),
   ]), indent);
 }
 
 /** Only the changed columns, as one expression (statement mode). */
 function diffExpression(plan: TablePlan, before: string, after: string, indent: string): string {
   return plan.columns.map((c) =>
-    `CASE WHEN ${changed(before, after, c)}\n${indent}  THEN jsonb_build_object(${quoteLiteral(c.name)}, jsonb_build_array(${valueOf(before, c)}, ${valueOf(after, c)}))\n${indent}  ELSE '{}'::jsonb END`,
+    `CASE WHEN ${changed(before, after, c)}\n${indent}  THEN jsonb_build_object(${quoteLiteral(c.name)}, ${pair(c, valueOf(before, c), valueOf(after, c))})\n${indent}  ELSE '{}'::jsonb END`,
   ).join(` ||\n${indent}`);
 }
 
@@ -138,7 +147,7 @@ function rowBody(auditSchema: string, plan: TablePlan): string {
     for (const c of plan.columns) {
       lines.push(
         `    IF ${changed('OLD', 'NEW', c)} THEN`,
-        `      diff := diff || jsonb_build_object(${quoteLiteral(c.name)}, jsonb_build_array(${valueOf('OLD', c)}, ${valueOf('NEW', c)}));`,
+        `      diff := diff || jsonb_build_object(${quoteLiteral(c.name)}, ${pair(c, valueOf('OLD', c), valueOf('NEW', c))});`,
         '    END IF;',
       );
     }
@@ -202,15 +211,22 @@ function statementBody(auditSchema: string, plan: TablePlan): string {
   }
   if (plan.actions.includes('update')) {
     const ord = quoteIdent(ordinalAlias(plan));
+    const d = (name: string) => quoteIdent(`auditlog_${name}`);
     branch('UPDATE', [
+      ...insertInto,
+      `    SELECT ${table}, c.${d('pk')}, c.${d('repr')}, 'update', c.${d('diff')}, c.${d('snapshot')},`,
+      `           ${ctxNames}`,
       '    -- PostgreSQL fills the old and new transition tables in step, so the k-th old row and the',
       '    -- k-th new row are one row before and after, even when the statement changed its key.',
-      ...insertInto,
-      select('n', 'update', 'd.diff'),
-      `    FROM (SELECT row_number() OVER () AS ${ord}, * FROM old_rows) o`,
-      `    JOIN (SELECT row_number() OVER () AS ${ord}, * FROM new_rows) n ON n.${ord} = o.${ord}`,
-      `    CROSS JOIN LATERAL (SELECT ${diffExpression(plan, 'o', 'n', '                        ')} AS diff) d`,
-      `    WHERE d.diff <> '{}'::jsonb;  -- no tracked column changed: no entry`,
+      '    -- OFFSET 0 keeps this subquery whole, so each diff is computed once, not again in WHERE.',
+      `    FROM (SELECT ${pkExpression('n', plan.primaryKey)} AS ${d('pk')},`,
+      `                 ${reprExpression(plan, 'n')} AS ${d('repr')},`,
+      `                 ${snapshotExpression(plan, 'n', '                   ')} AS ${d('snapshot')},`,
+      `                 ${diffExpression(plan, 'o', 'n', '                 ')} AS ${d('diff')}`,
+      `          FROM (SELECT row_number() OVER () AS ${ord}, * FROM old_rows) o`,
+      `          JOIN (SELECT row_number() OVER () AS ${ord}, * FROM new_rows) n ON n.${ord} = o.${ord}`,
+      '          OFFSET 0) c',
+      `    WHERE c.${d('diff')} <> '{}'::jsonb;  -- no tracked column changed: no entry`,
     ]);
   }
   if (plan.actions.includes('delete')) {

@@ -16,10 +16,10 @@ DECLARE
 BEGIN
   IF TG_OP = 'INSERT' THEN
     diff := jsonb_build_object(
-        'id', jsonb_build_array(NULL, NEW."id"),
-        'email', jsonb_build_array(NULL, NEW."email"),
-        'ssn', jsonb_build_array(NULL, CASE WHEN NEW."ssn" IS NULL THEN NULL ELSE '[masked]' END),
-        'prefs', jsonb_build_array(NULL, NEW."prefs"));
+        'id', ARRAY[NULL, NEW."id"],
+        'email', ARRAY[NULL, NEW."email"],
+        'ssn', ARRAY[NULL, CASE WHEN NEW."ssn" IS NULL THEN NULL ELSE '[masked]' END],
+        'prefs', ARRAY[NULL, NEW."prefs"]);
     row_pk := NEW."id"::text;
     row_repr := NEW."email"::text;
     row_snapshot := jsonb_build_object(
@@ -30,16 +30,16 @@ BEGIN
   ELSIF TG_OP = 'UPDATE' THEN
     diff := '{}'::jsonb;
     IF OLD."id" IS DISTINCT FROM NEW."id" THEN
-      diff := diff || jsonb_build_object('id', jsonb_build_array(OLD."id", NEW."id"));
+      diff := diff || jsonb_build_object('id', ARRAY[OLD."id", NEW."id"]);
     END IF;
     IF OLD."email" IS DISTINCT FROM NEW."email" THEN
-      diff := diff || jsonb_build_object('email', jsonb_build_array(OLD."email", NEW."email"));
+      diff := diff || jsonb_build_object('email', ARRAY[OLD."email", NEW."email"]);
     END IF;
     IF OLD."ssn" IS DISTINCT FROM NEW."ssn" THEN
-      diff := diff || jsonb_build_object('ssn', jsonb_build_array(CASE WHEN OLD."ssn" IS NULL THEN NULL ELSE '[masked]' END, CASE WHEN NEW."ssn" IS NULL THEN NULL ELSE '[masked]' END));
+      diff := diff || jsonb_build_object('ssn', ARRAY[CASE WHEN OLD."ssn" IS NULL THEN NULL ELSE '[masked]' END, CASE WHEN NEW."ssn" IS NULL THEN NULL ELSE '[masked]' END]);
     END IF;
     IF OLD."prefs"::jsonb IS DISTINCT FROM NEW."prefs"::jsonb THEN
-      diff := diff || jsonb_build_object('prefs', jsonb_build_array(OLD."prefs", NEW."prefs"));
+      diff := diff || jsonb_build_object('prefs', ARRAY[OLD."prefs", NEW."prefs"]);
     END IF;
     IF diff = '{}'::jsonb THEN
       RETURN NULL;  -- no tracked column changed: no entry
@@ -53,10 +53,10 @@ BEGIN
         'prefs', NEW."prefs");
   ELSIF TG_OP = 'DELETE' THEN
     diff := jsonb_build_object(
-        'id', jsonb_build_array(OLD."id", NULL),
-        'email', jsonb_build_array(OLD."email", NULL),
-        'ssn', jsonb_build_array(CASE WHEN OLD."ssn" IS NULL THEN NULL ELSE '[masked]' END, NULL),
-        'prefs', jsonb_build_array(OLD."prefs", NULL));
+        'id', ARRAY[OLD."id", NULL],
+        'email', ARRAY[OLD."email", NULL],
+        'ssn', ARRAY[CASE WHEN OLD."ssn" IS NULL THEN NULL ELSE '[masked]' END, NULL],
+        'prefs', ARRAY[OLD."prefs", NULL]);
     row_pk := OLD."id"::text;
     row_repr := OLD."email"::text;
     row_snapshot := jsonb_build_object(
@@ -97,6 +97,6 @@ CREATE TRIGGER "auditlog_truncate_18f965ef"
   AFTER TRUNCATE ON "public"."users"
   FOR EACH STATEMENT EXECUTE FUNCTION "auditlog"."capture_public_users_14447575"();
 
-COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog 39443eb235d1';
-COMMENT ON TRIGGER "auditlog_row_18f965ef" ON "public"."users" IS 'pg-auditlog 39443eb235d1';
-COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog 39443eb235d1';
+COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog 5fb50f8d73b5';
+COMMENT ON TRIGGER "auditlog_row_18f965ef" ON "public"."users" IS 'pg-auditlog 5fb50f8d73b5';
+COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog 5fb50f8d73b5';

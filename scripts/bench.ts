@@ -1,0 +1,252 @@
+// `npm run bench`: what auditing costs, measured against no audit in the same run.
+//
+//   npm run bench [-- --database-url URL] [--large] [--reps 3] [--seconds 5]
+//
+// One 8-column table per variant (no audit, row mode, statement mode) in a fresh database.
+// Bulk INSERT / UPDATE (one column) / DELETE of 100k rows (1M with --large), single-row UPDATE
+// and INSERT transactions from 2 and 8 clients (pgbench when installed, else Node clients), the
+// round-trip overhead of withAuditSession(), and audit bytes on disk per update entry.
+// Repetitions are interleaved (the variant order rotates), and each ratio is taken against the
+// baseline of the same repetition; the table shows medians with min–max.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Client, Pool } from 'pg';
+import { install, withAuditSession } from '../src';
+
+type Variant = 'none' | 'row' | 'statement';
+const VARIANTS: Variant[] = ['none', 'row', 'statement'];
+const TABLE: Record<Variant, string> = { none: 't_none', row: 't_row', statement: 't_statement' };
+
+const { values: args } = parseArgs({
+  options: {
+    'database-url': { type: 'string' },
+    large: { type: 'boolean' },
+    reps: { type: 'string', default: '3' },
+    seconds: { type: 'string', default: '5' },
+    'skip-tps': { type: 'boolean' },
+  },
+});
+const ROWS = args.large ? 1_000_000 : 100_000;
+const REPS = Number(args.reps);
+const SECONDS = Number(args.seconds);
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const fmt = (x: number, digits = 2) => x.toFixed(digits);
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+function rotate<T>(xs: T[], by: number): T[] {
+  return xs.map((_, i) => xs[(i + by) % xs.length]!);
+}
+
+async function timed(client: Client, sql: string): Promise<number> {
+  const start = process.hrtime.bigint();
+  await client.query(sql);
+  return Number(process.hrtime.bigint() - start) / 1e6;
+}
+
+function findPgbench(): string | null {
+  const onPath = spawnSync('sh', ['-c', 'command -v pgbench'], { encoding: 'utf8' }).stdout.trim();
+  if (onPath) return onPath;
+  const root = '/usr/lib/postgresql';
+  if (!existsSync(root)) return null;
+  for (const v of readdirSync(root).sort().reverse()) {
+    const p = path.join(root, v, 'bin', 'pgbench');
+    if (existsSync(p)) return p;
+  }
+  return null;
+}
+
+async function main(): Promise<void> {
+  let stopServer: (() => Promise<void>) | undefined;
+  let serverUrl = args['database-url'] ?? process.env.DATABASE_URL;
+  if (!serverUrl) {
+    const { startEmbeddedPostgres } = await import('./lib/embedded-postgres.mjs');
+    log('starting an embedded PostgreSQL…');
+    const server = await startEmbeddedPostgres({ durable: true });
+    serverUrl = server.connectionString;
+    stopServer = () => server.stop();
+  }
+  const dbName = `auditlog_bench_${process.pid}`;
+  const admin = new Client(serverUrl);
+  await admin.connect();
+  const version = (await admin.query('SHOW server_version')).rows[0].server_version as string;
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  const u = new URL(serverUrl);
+  u.pathname = `/${dbName}`;
+  const url = u.toString();
+  const client = new Client(url);
+  await client.connect();
+
+  try {
+    for (const v of VARIANTS) {
+      await client.query(`CREATE TABLE ${TABLE[v]} (
+        id int PRIMARY KEY, a int, b int, c text, d text, e numeric(12, 2), f timestamptz, g boolean)`);
+      await client.query(`CREATE SEQUENCE ${TABLE[v]}_ids START ${ROWS + 1}`);
+    }
+    await install(client, { tables: { 'public.t_row': { mode: 'row' }, 'public.t_statement': { mode: 'statement' } } });
+
+    // ---- bulk statements --------------------------------------------------------------
+    const bulk: Record<string, Record<Variant, number[]>> = {};
+    const bytes: Record<Variant, number[]> = { none: [], row: [], statement: [] };
+    const record = (w: string, v: Variant, ms: number) => {
+      bulk[w] ??= { none: [], row: [], statement: [] };
+      bulk[w]![v].push(ms);
+    };
+    const logSize = async () => Number((await client.query(`SELECT pg_total_relation_size('auditlog.log_entry') AS s`)).rows[0].s);
+    for (let rep = 0; rep < REPS; rep++) {
+      for (const v of rotate(VARIANTS, rep)) {
+        const t = TABLE[v];
+        log(`rep ${rep + 1}/${REPS}: bulk statements on ${v}`);
+        await client.query(`TRUNCATE ${t}`);
+        await client.query('TRUNCATE auditlog.log_entry');
+        await client.query('CHECKPOINT');
+        record('insert', v, await timed(client, `INSERT INTO ${t}
+          SELECT i, i, i, 'c' || i, md5(i::text), i / 100.0, now(), i % 2 = 0 FROM generate_series(1, ${ROWS}) i`));
+        await client.query(`VACUUM ANALYZE ${t}`);
+        await client.query('VACUUM auditlog.log_entry');
+        const before = await logSize();
+        await client.query('CHECKPOINT');
+        record('update', v, await timed(client, `UPDATE ${t} SET b = b + 1`));
+        if (v !== 'none') bytes[v].push(((await logSize()) - before) / ROWS);
+        await client.query('CHECKPOINT');
+        record('delete', v, await timed(client, `DELETE FROM ${t}`));
+      }
+    }
+
+    // ---- single-row transactions ------------------------------------------------------
+    const tps: Record<string, Record<Variant, number[]>> = {};
+    const pgbench = findPgbench();
+    if (!args['skip-tps']) {
+      for (const v of VARIANTS) {
+        await client.query(`INSERT INTO ${TABLE[v]} SELECT i, i, i, 'c' || i, md5(i::text), i / 100.0, now(), true FROM generate_series(1, ${ROWS}) i`);
+        await client.query(`VACUUM ANALYZE ${TABLE[v]}`);
+      }
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'auditlog-bench-'));
+      const sqlFor = (op: string, t: string) => op === 'update'
+        ? `UPDATE ${t} SET b = b + 1 WHERE id = $1`
+        : `INSERT INTO ${t} VALUES (nextval('${t}_ids'), 1, 2, 'c', 'd', 1.5, now(), true)`;
+      for (let rep = 0; rep < REPS; rep++) {
+        for (const clients of [2, 8]) {
+          for (const op of ['update', 'insert']) {
+            for (const v of rotate(VARIANTS, rep)) {
+              const key = `${op}:${clients}`;
+              tps[key] ??= { none: [], row: [], statement: [] };
+              log(`rep ${rep + 1}/${REPS}: single-row ${op}, ${clients} clients, ${v}`);
+              await client.query('CHECKPOINT');
+              tps[key]![v].push(pgbench
+                ? runPgbench(pgbench, url, dir, sqlFor(op, TABLE[v]).replace('$1', ':id'), clients)
+                : await runNodeClients(url, sqlFor(op, TABLE[v]), clients));
+            }
+          }
+        }
+      }
+      rmSync(dir, { recursive: true, force: true });
+    }
+
+    // ---- withAuditSession round trip --------------------------------------------------
+    const pool = new Pool({ connectionString: url, max: 1 });
+    const plain: number[] = [];
+    const session: number[] = [];
+    const N = 2000;
+    for (let rep = 0; rep < REPS; rep++) {
+      log(`rep ${rep + 1}/${REPS}: withAuditSession round trip`);
+      for (const which of rep % 2 ? ['session', 'plain'] : ['plain', 'session']) {
+        const start = process.hrtime.bigint();
+        for (let i = 0; i < N; i++) {
+          const id = (i % ROWS) + 1;
+          if (which === 'plain') {
+            const c = await pool.connect();
+            await c.query('BEGIN');
+            await c.query('UPDATE t_statement SET b = b + 1 WHERE id = $1', [id]);
+            await c.query('COMMIT');
+            c.release();
+          } else {
+            await withAuditSession(pool, { actor: 'user:42', cid: `req-${i}`, remoteAddr: '10.0.0.1' },
+              (c) => c.query('UPDATE t_statement SET b = b + 1 WHERE id = $1', [id]));
+          }
+        }
+        const us = Number(process.hrtime.bigint() - start) / 1e3 / N;
+        (which === 'plain' ? plain : session).push(us);
+      }
+    }
+    await pool.end();
+
+    // ---- report -----------------------------------------------------------------------
+    const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+    const lines = [
+      `pg-auditlog bench: PostgreSQL ${version}, ${os.cpus().length} cores (${cpu}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, ` +
+        `${ROWS.toLocaleString('en')}-row 8-column table, ${REPS} interleaved repetitions, median (min–max)`,
+      '',
+      '| workload | no audit | row mode | statement mode |',
+      '|---|---|---|---|',
+    ];
+    const ratioCell = (base: number[], xs: number[], invert = false) => {
+      const ratios = xs.map((x, i) => (invert ? x / base[i]! : x / base[i]!));
+      return `${fmt(median(ratios))}${invert ? '' : '×'} (${fmt(Math.min(...ratios))}–${fmt(Math.max(...ratios))})`;
+    };
+    for (const w of ['update', 'insert', 'delete']) {
+      const b = bulk[w]!;
+      lines.push(`| bulk ${w.toUpperCase()}, one statement (time) | ${fmt(median(b.none), 0)} ms (${fmt(Math.min(...b.none), 0)}–${fmt(Math.max(...b.none), 0)}) | ${ratioCell(b.none, b.row)} | ${ratioCell(b.none, b.statement)} |`);
+    }
+    for (const key of Object.keys(tps)) {
+      const [op, clients] = key.split(':');
+      const t = tps[key]!;
+      lines.push(`| single-row ${op!.toUpperCase()} transactions, ${clients} clients (TPS) | ${fmt(median(t.none), 0)} TPS | ${ratioCell(t.none, t.row, true)} | ${ratioCell(t.none, t.statement, true)} |`);
+    }
+    lines.push(`| audit bytes on disk per one-column update entry (heap + indexes) | — | ${fmt(median(bytes.row), 0)} B | ${fmt(median(bytes.statement), 0)} B |`);
+    const overhead = session.map((s, i) => s - plain[i]!);
+    lines.push('', `withAuditSession() round trip: ${fmt(median(session), 0)} µs per transaction vs ${fmt(median(plain), 0)} µs for BEGIN/UPDATE/COMMIT ` +
+      `on the same pooled connection: +${fmt(median(overhead), 0)} µs (${fmt(Math.min(...overhead), 0)}–${fmt(Math.max(...overhead), 0)}), one extra round trip (set_config).`);
+    lines.push(`single-row transactions: ${pgbench ? `pgbench (${path.basename(path.dirname(path.dirname(pgbench)))}), prepared statements` : 'Node clients (pgbench not found)'}, ${SECONDS} s per run.`);
+    console.log(lines.join('\n'));
+  } finally {
+    await client.end();
+    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    await admin.end();
+    await stopServer?.();
+  }
+}
+
+function runPgbench(pgbench: string, url: string, dir: string, sql: string, clients: number): number {
+  const file = path.join(dir, 'script.sql');
+  writeFileSync(file, `\\set id random(1, ${ROWS})\n${sql};\n`);
+  const u = new URL(url);
+  const out = execFileSync(pgbench, [
+    '-n', '-M', 'prepared', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(SECONDS), '-f', file,
+    '-h', u.hostname, '-p', u.port || '5432', '-U', decodeURIComponent(u.username), u.pathname.slice(1),
+  ], { encoding: 'utf8', env: { ...process.env, PGPASSWORD: decodeURIComponent(u.password) } });
+  const m = /tps = ([\d.]+)/.exec(out);
+  if (!m) throw new Error(`could not read pgbench output:\n${out}`);
+  return Number(m[1]);
+}
+
+async function runNodeClients(url: string, sql: string, clients: number): Promise<number> {
+  const conns = await Promise.all(Array.from({ length: clients }, async () => {
+    const c = new Client(url);
+    await c.connect();
+    return c;
+  }));
+  let count = 0;
+  const deadline = Date.now() + SECONDS * 1000;
+  await Promise.all(conns.map(async (c) => {
+    while (Date.now() < deadline) {
+      const values = sql.includes('$1') ? [1 + Math.floor(Math.random() * ROWS)] : [];
+      await c.query({ text: sql, values, name: sql.slice(0, 60) });
+      count++;
+    }
+  }));
+  await Promise.all(conns.map((c) => c.end()));
+  return count / SECONDS;
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
