@@ -14,7 +14,11 @@ export type AuditLogErrorCode =
   | 'NAME_TOO_LONG'
   | 'NO_DATABASE_URL'
   | 'CONFIRMATION_REQUIRED'
-  | 'INSTALL_FAILED';
+  | 'INSTALL_FAILED'
+  | 'INVALID_ARGUMENT'
+  | 'NOT_FOUND'
+  | 'REVERT_REFUSED'
+  | 'REVERT_CONFLICT';
 
 /**
  * The one error type pg-auditlog throws. `code` is stable for programs; `message` says what
