@@ -18,7 +18,12 @@ CREATE INDEX log_entry_cid_idx ON log_entry (cid) WHERE cid IS NOT NULL;
 -- time order, so a BRIN index (a few bytes per 128 pages) finds a transaction's pages
 -- without a B-tree entry per row. xid8 has no BRIN operator class; as bigint it does
 -- (xid8 values stay far below 2^63).
-CREATE INDEX log_entry_txid_idx ON log_entry USING brin (((txid::text)::bigint)) WITH (pages_per_range = 32);
+CREATE INDEX log_entry_txid_idx ON log_entry USING brin (((txid::text)::bigint)) WITH (pages_per_range = 32, autosummarize = on);
+
+-- A BRIN index only helps for page ranges it has summarised; by default that waits for the
+-- next VACUUM, so the newest entries, which readers ask about most, were scanned in full.
+-- autosummarize asks autovacuum to summarise each range as soon as it is full.
+ALTER INDEX log_entry_ts_idx SET (autosummarize = on);
 
 -- The object_pk text of a key given as JSON: a scalar is its text (42 -> '42', "a" -> 'a'),
 -- an array (composite key) its jsonb text ('[7, 2]'), exactly as the capture triggers write it.

@@ -44,7 +44,8 @@ export async function flush(db: Db, options: FlushOptions = {}): Promise<FlushRe
            SELECT id FROM ${schema}.log_entry
            WHERE id > $${n + 1}::bigint AND id <= $${n + 2}::bigint AND ${filter}
            ORDER BY id LIMIT $${n + 3}),
-         gone AS (DELETE FROM ${schema}.log_entry l USING batch WHERE l.id = batch.id RETURNING l.id)
+         -- An id array, not a join: always primary-key lookups, never a hash join over the log.
+         gone AS (DELETE FROM ${schema}.log_entry WHERE id = ANY(ARRAY(SELECT id FROM batch)) RETURNING id)
          SELECT (SELECT count(*)::int FROM gone) AS n, (SELECT max(id)::text FROM batch) AS last`,
         [...filterValues, after, bound.max, batchSize],
       );
