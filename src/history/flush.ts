@@ -33,7 +33,7 @@ export async function flush(db: Db, options: FlushOptions = {}): Promise<FlushRe
   // The last entry to delete, found once (BRIN on ts): later batches stop there instead of
   // scanning the rest of the log for entries that are too new.
   const { rows: [bound] } = await db.query<{ max: string | null }>(
-    `SELECT max(id)::text AS max FROM ${schema}.log_entry WHERE ${filter}`, filterValues);
+    `SELECT max(id + 0)::text AS max FROM ${schema}.log_entry WHERE ${filter}`, filterValues);
   let deleted = 0;
   let batches = 0;
   let after = '0';

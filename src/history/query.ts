@@ -1,6 +1,8 @@
 // Reading the log: one query builder for every filter, cursor pagination by entry id.
 // Each filter maps onto an index (see sql/3_history.sql): object → (table_name, object_pk, id),
-// actor → (actor, id), cid → (cid), txid → BRIN(txid), time range → BRIN(ts), the rest → PK.
+// actor → (actor, id), cid → (cid), txid → BRIN(txid), the rest → the primary key. A time
+// window (since and until) is first turned into an id range through BRIN(ts), so a window
+// far in the past is not found by walking the primary key from the newest entry down.
 import type { HistoryOptions, HistoryPage, HistoryQuery, LogEntry, ObjectKey } from '../interfaces';
 import { invalid, keysJson, objectPkIn, parseInstant, parseTable, schemaOf, type Db } from './common';
 
@@ -9,11 +11,48 @@ export const MAX_LIMIT = 1000;
 
 /** Entries matching `query`, one page, newest first unless `order: 'oldest'`. */
 export async function history(db: Db, query: HistoryQuery): Promise<HistoryPage> {
-  const { text, values, limit } = buildHistoryQuery(query);
+  const cursor = parseCursor(query.cursor);
+  let bound = cursor?.bound;
+  if (usesWindow(query) && bound === undefined) {
+    const window = buildWindowQuery(query);
+    const { rows: [w] } = await db.query<{ lo: string | null; hi: string | null }>(window.text, window.values);
+    if (!w?.lo || !w.hi) return { entries: [], nextCursor: null };
+    // Newest first starts at the window's last id and stops at its first; oldest first the reverse.
+    bound = (query.order ?? 'newest') === 'newest' ? w.lo : w.hi;
+    const start = (query.order ?? 'newest') === 'newest' ? BigInt(w.hi) + 1n : BigInt(w.lo) - 1n;
+    return page(db, query, { after: start.toString(), bound });
+  }
+  return page(db, query, cursor);
+}
+
+async function page(db: Db, query: HistoryQuery, cursor: Cursor | null): Promise<HistoryPage> {
+  const { text, values, limit } = buildHistoryQuery(query, cursor);
   const { rows } = await db.query<LogEntry>(text, values);
   const more = rows.length > limit;
   const entries = more ? rows.slice(0, limit) : rows;
-  return { entries, nextCursor: more ? entries[entries.length - 1]!.id : null };
+  const last = entries[entries.length - 1];
+  return { entries, nextCursor: more && last ? (cursor?.bound ? `${last.id}:${cursor.bound}` : last.id) : null };
+}
+
+interface Cursor {
+  /** Continue after this id (exclusive), in the query's order. */
+  after: string;
+  /** For a time window: the id where the window ends, in the query's order (inclusive). */
+  bound?: string;
+}
+
+/** Cursor text: "<id>", or "<id>:<bound>" when paging through a time window. */
+function parseCursor(cursor: string | null | undefined): Cursor | null {
+  if (cursor === undefined || cursor === null) return null;
+  const m = typeof cursor === 'string' ? /^(\d{1,19})(?::(\d{1,19}))?$/.exec(cursor) : null;
+  if (!m) throw invalid('cursor must be the nextCursor of a previous page');
+  return m[2] === undefined ? { after: m[1]! } : { after: m[1]!, bound: m[2] };
+}
+
+/** A closed time window and no filter with an index of its own: bound the ids first. */
+function usesWindow(query: HistoryQuery): boolean {
+  return query.since !== undefined && query.until !== undefined && query.objectPk === undefined
+    && query.objectPks === undefined && query.actor === undefined && query.cid === undefined && query.txid === undefined;
 }
 
 /** Every entry matching `query` (all pages), for small result sets such as one object. */
@@ -54,8 +93,15 @@ const QUERY_KEYS = new Set([
   'schema', 'table', 'objectPk', 'objectPks', 'actor', 'cid', 'txid', 'actions', 'since', 'until', 'order', 'limit', 'cursor',
 ]);
 
-/** The SQL of a history query; exported for the EXPLAIN test. */
-export function buildHistoryQuery(query: HistoryQuery): { text: string; values: unknown[]; limit: number } {
+interface Filters {
+  schema: string;
+  where: string[];
+  values: unknown[];
+  param: (v: unknown) => string;
+}
+
+/** The WHERE conditions of a query (without cursor), with their parameters. */
+function filters(query: HistoryQuery): Filters {
   for (const key of Object.keys(query)) {
     if (!QUERY_KEYS.has(key)) throw invalid(`unknown history filter "${key}"; expected one of ${[...QUERY_KEYS].join(', ')}`);
   }
@@ -95,12 +141,30 @@ export function buildHistoryQuery(query: HistoryQuery): { text: string; values: 
   }
   if (query.since !== undefined) where.push(`ts >= ${param(parseInstant(query.since, 'since'))}::timestamptz`);
   if (query.until !== undefined) where.push(`ts < ${param(parseInstant(query.until, 'until'))}::timestamptz`);
+  return { schema, where, values, param };
+}
 
+/**
+ * The first and last id of the entries in a time window. \`id + 0\` keeps PostgreSQL from
+ * answering min/max by walking the primary key from either end: it reads the window through
+ * BRIN(ts) instead, at a cost that depends on the window, not on the size of the log.
+ */
+export function buildWindowQuery(query: HistoryQuery): { text: string; values: unknown[] } {
+  const f = filters(query);
+  return {
+    text: `SELECT min(id + 0)::text AS lo, max(id + 0)::text AS hi FROM ${f.schema}.log_entry WHERE ${f.where.join(' AND ')}`,
+    values: f.values,
+  };
+}
+
+/** The SQL of one page of a history query. */
+export function buildHistoryQuery(query: HistoryQuery, cursor: Cursor | null = parseCursor(query.cursor)): { text: string; values: unknown[]; limit: number } {
+  const { schema, where, values, param } = filters(query);
   const order = query.order ?? 'newest';
   if (order !== 'newest' && order !== 'oldest') throw invalid(`order must be "newest" or "oldest", not ${JSON.stringify(order)}`);
-  if (query.cursor !== undefined && query.cursor !== null) {
-    if (typeof query.cursor !== 'string' || !/^\d{1,19}$/.test(query.cursor)) throw invalid('cursor must be the nextCursor of a previous page');
-    where.push(`id ${order === 'newest' ? '<' : '>'} ${param(query.cursor)}::bigint`);
+  if (cursor) {
+    where.push(`id ${order === 'newest' ? '<' : '>'} ${param(cursor.after)}::bigint`);
+    if (cursor.bound !== undefined) where.push(`id ${order === 'newest' ? '>=' : '<='} ${param(cursor.bound)}::bigint`);
   }
   const limit = query.limit ?? DEFAULT_LIMIT;
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw invalid(`limit must be an integer from 1 to ${MAX_LIMIT}`);
