@@ -163,6 +163,9 @@ test('the log really holds a million entries and the queries return them', async
   expect(all).toHaveLength(600);
   expect(all.slice(0, 250)).toEqual(first.entries);
   expect(all.every((e, i) => i === 0 || BigInt(e.id) < BigInt(all[i - 1]!.id))).toBe(true);
+  // A plain id cursor (not one of ours) continues from that id within the window.
+  const fromId = await history(db.pool, { ...window, cursor: all[99]!.id, limit: 10 });
+  expect(fromId.entries.map((e) => e.id)).toEqual(all.slice(100, 110).map((e) => e.id));
   const oldest = await allHistory(db.pool, { ...window, order: 'oldest' });
   expect(oldest.map((e) => e.id)).toEqual(all.map((e) => e.id).reverse());
   expect((await describeEntries(db.pool, (await history(db.pool, { actor: 'user42', limit: 2 })).entries))[0]!.summary).toBe('qty: 1 → 2');

@@ -30,10 +30,11 @@ export async function flush(db: Db, options: FlushOptions = {}): Promise<FlushRe
   }
   const filter = conditions.length > 0 ? conditions.join(' AND ') : 'true';
   const n = filterValues.length;
-  // The last entry to delete, found once (BRIN on ts): later batches stop there instead of
-  // scanning the rest of the log for entries that are too new.
+  // The last entry to delete, found once: later batches stop there instead of scanning the
+  // rest of the log for entries that are too new. With a date, "id + 0" makes PostgreSQL read
+  // the old entries through BRIN(ts) rather than walk the primary key down from the newest.
   const { rows: [bound] } = await db.query<{ max: string | null }>(
-    `SELECT max(id + 0)::text AS max FROM ${schema}.log_entry WHERE ${filter}`, filterValues);
+    `SELECT max(${before !== null ? 'id + 0' : 'id'})::text AS max FROM ${schema}.log_entry WHERE ${filter}`, filterValues);
   let deleted = 0;
   let batches = 0;
   let after = '0';

@@ -12,17 +12,16 @@ export const MAX_LIMIT = 1000;
 /** Entries matching `query`, one page, newest first unless `order: 'oldest'`. */
 export async function history(db: Db, query: HistoryQuery): Promise<HistoryPage> {
   const cursor = parseCursor(query.cursor);
-  let bound = cursor?.bound;
-  if (usesWindow(query) && bound === undefined) {
-    const window = buildWindowQuery(query);
-    const { rows: [w] } = await db.query<{ lo: string | null; hi: string | null }>(window.text, window.values);
-    if (!w?.lo || !w.hi) return { entries: [], nextCursor: null };
-    // Newest first starts at the window's last id and stops at its first; oldest first the reverse.
-    bound = (query.order ?? 'newest') === 'newest' ? w.lo : w.hi;
-    const start = (query.order ?? 'newest') === 'newest' ? BigInt(w.hi) + 1n : BigInt(w.lo) - 1n;
-    return page(db, query, { after: start.toString(), bound });
-  }
-  return page(db, query, cursor);
+  buildHistoryQuery(query, cursor); // validates every argument before the first query
+  if (!usesWindow(query) || cursor?.bound !== undefined) return page(db, query, cursor);
+  const window = buildWindowQuery(query);
+  const { rows: [w] } = await db.query<{ lo: string | null; hi: string | null }>(window.text, window.values);
+  if (!w?.lo || !w.hi) return { entries: [], nextCursor: null };
+  // Newest first starts at the window's last id (or the caller's cursor) and stops at its
+  // first; oldest first the reverse.
+  return (query.order ?? 'newest') === 'newest'
+    ? page(db, query, { after: cursor?.after ?? (BigInt(w.hi) + 1n).toString(), bound: w.lo })
+    : page(db, query, { after: cursor?.after ?? (BigInt(w.lo) - 1n).toString(), bound: w.hi });
 }
 
 async function page(db: Db, query: HistoryQuery, cursor: Cursor | null): Promise<HistoryPage> {
@@ -145,7 +144,7 @@ function filters(query: HistoryQuery): Filters {
 }
 
 /**
- * The first and last id of the entries in a time window. \`id + 0\` keeps PostgreSQL from
+ * The first and last id of the entries in a time window. "id + 0" keeps PostgreSQL from
  * answering min/max by walking the primary key from either end: it reads the window through
  * BRIN(ts) instead, at a cost that depends on the window, not on the size of the log.
  */
