@@ -219,8 +219,8 @@ export interface FlushOptions extends HistoryOptions {
   table?: string;
   /** Entries deleted per transaction. Default 5000. */
   batchSize?: number;
-  /** Called after each batch with the running total. */
-  progress?: (deleted: number) => void;
+  /** Called after each committed batch with the running total; awaited before the next batch. */
+  progress?: (deleted: number) => void | Promise<void>;
 }
 
 export interface FlushResult {

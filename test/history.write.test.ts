@@ -150,6 +150,25 @@ describe('flush', () => {
     expect((await db.entries()).map((e) => e.action)).toEqual(['flush']);
   });
 
+  test('each batch commits on its own: others see the progress and write to the log meanwhile', async () => {
+    await db.sql(`INSERT INTO users (email) SELECT 'u' || i FROM generate_series(1, 30) i`);
+    const seen: number[] = [];
+    await db.withClient(async (other) => {
+      await other.query(`SET lock_timeout = '500ms'`);
+      await flush(db.pool, {
+        batchSize: 10,
+        progress: async () => {
+          // Runs between batches; a batch still holding locks or uncommitted would show here.
+          seen.push((await other.query('SELECT count(*)::int AS n FROM auditlog.log_entry')).rows[0].n);
+          await other.query(`INSERT INTO order_items VALUES ($1, 1, 1, 1)`, [seen.length]);
+        },
+      });
+    });
+    // 30 entries, minus 10 per batch, plus one order entry written after each earlier batch.
+    expect(seen).toEqual([20, 11, 2]);
+    expect((await db.entries()).map((e) => e.table_name ?? e.action)).toEqual(['order_items', 'order_items', 'order_items', 'flush']);
+  });
+
   test('refuses dates that are not ISO 8601, deleting nothing', async () => {
     await db.sql(`INSERT INTO users (email) VALUES ('a@x')`);
     for (const bad of ['01/02/2021', '2021-1-1', 'last year', '2021-01-01 00:00:00', '2021-02-29']) {

@@ -54,7 +54,7 @@ export async function flush(db: Db, options: FlushOptions = {}): Promise<FlushRe
       after = r.last;
       deleted += r.n;
       batches++;
-      options.progress?.(deleted);
+      await options.progress?.(deleted);
     }
   }
   // Retention itself leaves a trace: who removed what, and when.
