@@ -59,6 +59,17 @@ describe('revert', () => {
     expect(row).toEqual({ body: true, tags: true, at: true, big: true });
   });
 
+  test('compares the row as typed values: another TimeZone or json spacing is not a conflict', async () => {
+    await db.sql(`INSERT INTO docs (id, body, at) VALUES (1, '{"a": 1}', '2026-01-02T03:04:05Z')`);
+    await db.sql(`UPDATE docs SET body = '{"a": 2}', at = '2026-02-02T00:00:00Z'`);
+    const update = await last();
+    await db.withClient(async (c) => {
+      await c.query(`SET TimeZone = 'Asia/Kolkata'`);
+      await revert(c, update.id);
+    });
+    expect((await db.sql(`SELECT body, at = '2026-01-02T03:04:05Z' AS same FROM docs`))[0]).toEqual({ body: { a: 1 }, same: true });
+  });
+
   test('refuses when the row changed again after the entry, unless forced', async () => {
     await db.sql(`INSERT INTO users (email) VALUES ('a@x')`);
     await db.sql(`UPDATE users SET email = 'b@x' WHERE id = 1`);
@@ -137,7 +148,7 @@ describe('flush', () => {
     await db.sql(`UPDATE auditlog.log_entry SET ts = '2020-06-01T00:00:00Z'
                   WHERE table_name = 'order_items' OR (table_name = 'users' AND object_pk::int <= 20)`);
     const progress: number[] = [];
-    const result = await flush(db.pool, { beforeDate: '2021-01-01', table: 'users', batchSize: 6, progress: (n) => progress.push(n) });
+    const result = await flush(db.pool, { beforeDate: '2021-01-01', table: 'users', batchSize: 6, progress: (n) => { progress.push(n); } });
     expect(result).toEqual({ deleted: 20, batches: 4 });
     expect(progress).toEqual([6, 12, 18, 20]);
     const left = await db.entries();

@@ -50,22 +50,28 @@ export async function revert(db: Db, entryId: string | number | bigint, options:
     const target = qualified(table);
     const cols = fields.map(quoteIdent);
     const pkCols = pk.map(quoteIdent);
+    const compareAs = new Map(catalog.columns.map((c) => [c.name, c.compareAs]));
     // The row as the entry left it: unless forced, every reverted column must still hold the
-    // entry's new value, or a later change would be silently overwritten.
-    const unchanged = options.force ? [] : fields.map((f, i) => `to_jsonb(t.${quoteIdent(f)}) IS NOT DISTINCT FROM (SELECT e.changes -> $${3 + i}::text -> 1 FROM e)`);
+    // entry's new value, or a later change would be silently overwritten. Compared as typed
+    // values (as the trigger compares them), not as JSON text, which depends on settings such
+    // as TimeZone.
+    const unchanged = options.force ? [] : fields.map((f) => {
+      const cast = compareAs.get(f) ? `::${compareAs.get(f)}` : '';
+      return `t.${quoteIdent(f)}${cast} IS NOT DISTINCT FROM n.${quoteIdent(f)}${cast}`;
+    });
     const keyJson = `(SELECT CASE WHEN cardinality($2::text[]) = 1 THEN jsonb_build_object($2[1], e.object_pk)
                        ELSE (SELECT jsonb_object_agg(c.col, k.value)
                              FROM jsonb_array_elements(e.object_pk::jsonb) WITH ORDINALITY AS k(value, ord)
                              JOIN unnest($2::text[]) WITH ORDINALITY AS c(col, ord) USING (ord)) END FROM e)`;
-    // Column names travel as parameters $3…; only quoted identifiers are part of the text.
-    const values: unknown[] = [id, pk, ...(options.force ? [] : fields)];
+    const values: unknown[] = [id, pk];
+    // Old ([0]) and new ([1]) values become typed records of the table inside PostgreSQL.
+    const valuesAt = (i: 0 | 1) =>
+      `jsonb_populate_record(NULL::${target}, (SELECT jsonb_object_agg(c.key, c.value -> ${i}) FROM e, jsonb_each(e.changes) AS c))`;
     const sql = `
 WITH e AS (SELECT changes, object_pk FROM ${schema}.log_entry WHERE id = $1::bigint)
 UPDATE ${target} AS t
-SET (${cols.join(', ')}) = (
-  SELECT ${fields.map((f) => `r.${quoteIdent(f)}`).join(', ')}
-  FROM jsonb_populate_record(NULL::${target},
-    (SELECT jsonb_object_agg(c.key, c.value -> 0) FROM e, jsonb_each(e.changes) AS c)) AS r)
+SET (${cols.join(', ')}) = (SELECT ${fields.map((f) => `o.${quoteIdent(f)}`).join(', ')} FROM ${valuesAt(0)} AS o)
+FROM ${valuesAt(1)} AS n
 WHERE (${pkCols.map((c) => `t.${c}`).join(', ')}) = (
   SELECT ${pkCols.map((c) => `k.${c}`).join(', ')} FROM jsonb_populate_record(NULL::${target}, ${keyJson}) AS k)
 ${unchanged.map((u) => `  AND ${u}`).join('\n')}
@@ -80,7 +86,7 @@ RETURNING 1`;
       );
       if (rows.length === 0) throw new AuditLogError('NOT_FOUND', `cannot revert entry ${id}: ${name} row ${entry.object_pk} no longer exists`);
       throw new AuditLogError('REVERT_CONFLICT',
-        `cannot revert entry ${id}: ${name} row ${entry.object_pk} changed again after it; revert the later entries first, or pass force: true (--force) to overwrite`);
+        `cannot revert entry ${id}: ${name} row ${entry.object_pk} changed again after it; revert the later entries first, or pass force: true to overwrite`);
     }
     return { table: name, objectPk: entry.object_pk, fields };
   });
