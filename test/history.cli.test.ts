@@ -107,6 +107,8 @@ test('history refuses unclear times and keys, and says what to write instead', a
   const missing = await cli(['history', 'users']);
   expect(missing.code).toBe(2);
   expect((await cli(['history', 'users', '42'])).out.trim()).toBe('no entries for users 42');
+  const noSchema = await cli(['history', 'users', '42', '--schema', 'elsewhere']);
+  expect(noSchema).toMatchObject({ code: 1, err: expect.stringMatching(/audit schema "elsewhere" has no log: run auditlog install/) });
 });
 
 test('flush asks unless --yes, refuses without a terminal, rejects non-ISO dates, prints the count', async () => {

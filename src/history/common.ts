@@ -1,7 +1,7 @@
 // What the history functions share: argument checks (tables, keys, instants), the audit
 // schema name, running writes inside the caller's audit session, reading table configs.
 import type { ClientBase, Pool } from 'pg';
-import { AuditLogError } from '../errors';
+import { AuditLogError, PG } from '../errors';
 import { parseQualifiedName, quoteIdent, type QualifiedName } from '../ident';
 import type { HistoryOptions, ObjectKey } from '../interfaces';
 import { currentAuditContext, withAuditSession } from '../session';
@@ -126,4 +126,20 @@ export async function readTableConfigs(db: Db, schema: string, tables: Qualified
   );
   for (const r of rows) out.set(`${r.table_schema}\0${r.table_name}`, r.config ?? {});
   return out;
+}
+
+/**
+ * A missing log table or history function means the audit schema is not installed (or not
+ * upgraded): say so, instead of PostgreSQL's "relation does not exist".
+ */
+export function explainMissingSchema(err: unknown, schema: string): unknown {
+  const code = (err as { code?: string }).code;
+  const message = (err as Error).message ?? '';
+  if (code === PG.UNDEFINED_TABLE && message.includes('log_entry')) {
+    return new AuditLogError('NOT_FOUND', `audit schema "${schema}" has no log: run auditlog install, or pass --schema / the schema option`, { cause: err });
+  }
+  if (code === PG.UNDEFINED_FUNCTION && /pk_text|log_event/.test(message)) {
+    return new AuditLogError('NOT_FOUND', `audit schema "${schema}" predates the history functions: run auditlog install to apply its pending migrations`, { cause: err });
+  }
+  return err;
 }

@@ -1,6 +1,7 @@
 import { flush } from '../../history';
 import { parseInstant } from '../../history/common';
 import { AuditLogError } from '../../errors';
+import { explainMissingSchema } from '../../history/common';
 import {
   CONNECTION_HELP, CONNECTION_OPTIONS, EXIT, SCHEMA_HELP, SCHEMA_OPTION, auditSchema, confirm, databaseUrl, withClient, type Command,
 } from '../common';
@@ -54,6 +55,6 @@ ${CONNECTION_HELP}`,
       const result = await flush(client, { schema, beforeDate, table, batchSize });
       io.out(`removed ${result.deleted} log entr${result.deleted === 1 ? 'y' : 'ies'}`);
       return EXIT.OK;
-    });
+    }).catch((err: unknown) => { throw explainMissingSchema(err, schema); });
   },
 };

@@ -2,6 +2,7 @@ import { AuditLogError } from '../../errors';
 import { allHistory, describeEntries, stateAt } from '../../history';
 import { describeField } from '../../history/display';
 import type { DisplayEntry, ObjectKey } from '../../interfaces';
+import { explainMissingSchema } from '../../history/common';
 import {
   CONNECTION_HELP, CONNECTION_OPTIONS, EXIT, SCHEMA_HELP, SCHEMA_OPTION, auditSchema, databaseUrl, withClient, type Command,
 } from '../common';
@@ -86,6 +87,6 @@ ${CONNECTION_HELP}`,
       const described = await describeEntries(client, entries, { schema });
       io.out(described.map(formatEntry).join('\n'));
       return EXIT.OK;
-    });
+    }).catch((err: unknown) => { throw explainMissingSchema(err, schema); });
   },
 };

@@ -1,5 +1,6 @@
 import { report } from '../../history';
 import type { ReportCount } from '../../interfaces';
+import { explainMissingSchema } from '../../history/common';
 import {
   CONNECTION_HELP, CONNECTION_OPTIONS, EXIT, SCHEMA_HELP, SCHEMA_OPTION, auditSchema, databaseUrl, withClient, type Command,
 } from '../common';
@@ -38,7 +39,7 @@ ${CONNECTION_HELP}`,
     const url = databaseUrl(values, io);
     const r = await withClient(url, (client) => report(client, {
       schema, since: values.since as string | undefined, until: values.until as string | undefined,
-    }));
+    })).catch((err: unknown) => { throw explainMissingSchema(err, schema); });
     if (values.json) {
       io.out(JSON.stringify(r, null, 2));
       return EXIT.OK;
