@@ -45,7 +45,7 @@ ${CONNECTION_HELP}`,
       return EXIT.OK;
     }
     io.out([
-      `${r.total} log entries from ${r.since.toISOString()} to ${r.until.toISOString()}`,
+      `${r.total} log entr${r.total === 1 ? 'y' : 'ies'} from ${r.since.toISOString()} to ${r.until.toISOString()}`,
       ...section('by table', r.byTable, '(no table)'),
       ...section('by action', r.byAction, '(none)'),
       ...section('by actor', r.byActor, '(no actor)'),
