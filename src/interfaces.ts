@@ -125,7 +125,7 @@ export interface UninstallOptions {
  * for a composite key in key-column order (`[7, 2]`). Stored in object_pk as text: `'42'`,
  * `'[7, 2]'`.
  */
-export type ObjectKey = string | number | bigint | Array<string | number | boolean | null>;
+export type ObjectKey = string | number | bigint | Array<string | number | bigint | boolean | null>;
 
 /** Options every history function takes. */
 export interface HistoryOptions {

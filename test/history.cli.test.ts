@@ -40,16 +40,17 @@ beforeAll(async () => {
   await db.sql(`
     CREATE TABLE users (id serial PRIMARY KEY, email text NOT NULL, ssn text);
     CREATE TABLE order_items (order_id int, line int, qty int, PRIMARY KEY (order_id, line));
+    CREATE TABLE shards (shard bigint, n int, PRIMARY KEY (shard, n));
   `);
   await db.install({
-    tables: { 'public.users': { mask: ['ssn'], mapping: { email: 'E-mail address' } }, 'public.order_items': {} },
+    tables: { 'public.users': { mask: ['ssn'], mapping: { email: 'E-mail address' } }, 'public.order_items': {}, 'public.shards': {} },
   });
 }, 120_000);
 
 afterAll(() => db.drop());
 
 beforeEach(async () => {
-  await db.sql('TRUNCATE users RESTART IDENTITY; TRUNCATE order_items');
+  await db.sql('TRUNCATE users RESTART IDENTITY; TRUNCATE order_items; TRUNCATE shards');
   await db.sql('TRUNCATE auditlog.log_entry');
 });
 
@@ -95,6 +96,11 @@ test('history --json prints the entries newest first; --at the state then, or nu
   expect(await at(await tsOf(upd!.id))).toEqual({ order_id: 7, line: 2, qty: 5 });
   expect(await at(await tsOf(del!.id))).toBeNull();
   expect(await at('2000-01-01')).toBeNull();
+
+  // Integers beyond 2^53 in a composite key keep every digit.
+  await db.sql('INSERT INTO shards VALUES (9007199254740993, 2), (9007199254740992, 2)');
+  const big = await cli(['history', 'shards', '[9007199254740993, 2]', '--json']);
+  expect((JSON.parse(big.out) as Array<{ object_pk: string }>).map((e) => e.object_pk)).toEqual(['[9007199254740993, 2]']);
 });
 
 test('history refuses unclear times and keys, and says what to write instead', async () => {
@@ -103,7 +109,7 @@ test('history refuses unclear times and keys, and says what to write instead', a
   expect(r.err).toMatch(/--at|at "yesterday" is not an ISO 8601 date/);
   const k = await cli(['history', 'order_items', '[7, 2']);
   expect(k.code).toBe(2);
-  expect(k.err).toMatch(/not a JSON array; write it like '\[7, 2\]'/);
+  expect(k.err).toMatch(/not a JSON array of values; write it like '\[7, 2\]'/);
   const missing = await cli(['history', 'users']);
   expect(missing.code).toBe(2);
   expect((await cli(['history', 'users', '42'])).out.trim()).toBe('no entries for users 42');

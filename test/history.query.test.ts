@@ -13,11 +13,13 @@ beforeAll(async () => {
   await db.sql(`
     CREATE TABLE users (id serial PRIMARY KEY, email text NOT NULL, ssn text, last_login timestamptz);
     CREATE TABLE order_items (order_id int, line int, qty int, PRIMARY KEY (order_id, line));
+    CREATE TABLE shards (shard bigint, n int, v text, PRIMARY KEY (shard, n));
   `);
   await db.install({
     tables: {
       'public.users': { exclude: ['last_login'], mask: ['ssn'], mapping: { email: 'E-mail address' } },
       'public.order_items': {},
+      'public.shards': {},
     },
   });
 });
@@ -61,6 +63,13 @@ test('composite keys are given as arrays, in any JSON spacing from the command l
   expect(ids((await getForObject(db.pool, 'order_items', parsed)).entries)).toEqual(ids(page.entries));
   const many = await getForObjects(db.pool, 'order_items', [[7, 3], [8, 2], [9, 9]]);
   expect(many.entries.map((e) => e.object_pk).sort()).toEqual(['[7, 3]', '[8, 2]']);
+});
+
+test('bigint keys beyond 2^53 match exactly, alone or in a composite key', async () => {
+  await db.sql(`INSERT INTO shards VALUES (9007199254740993, 2, 'a'), (9007199254740992, 2, 'b')`);
+  const composite = await getForObject(db.pool, 'shards', [9007199254740993n, 2]);
+  expect(composite.entries.map((e) => e.object_pk)).toEqual(['[9007199254740993, 2]']);
+  expect((await getForObjects(db.pool, 'shards', [['9007199254740993', 2]])).entries).toEqual([]); // a string is not the number
 });
 
 test('filters by table, actor, cid, transaction, action and time range', async () => {

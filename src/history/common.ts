@@ -33,21 +33,26 @@ export function parseTable(text: string, what = 'table'): QualifiedName {
   return name;
 }
 
-/** Keys as JSON text for the SQL pk_text() function, which formats them as the triggers do. */
+/**
+ * Keys as JSON text for the SQL pk_text() function, which formats them as the triggers do.
+ * Built by hand so a bigint part of a composite key stays a JSON number with every digit
+ * (JSON.stringify cannot write one; a string would not match the number the trigger wrote).
+ */
 export function keysJson(keys: ObjectKey[]): string {
-  const one = (k: unknown): unknown => {
+  const scalar = (k: unknown): string => {
     if (typeof k === 'bigint') return k.toString();
-    if (typeof k === 'string' || (typeof k === 'number' && Number.isFinite(k))) return k;
-    if (Array.isArray(k) && k.length > 0) {
-      return k.map((part) => {
-        if (typeof part === 'bigint') return part.toString();
-        if (part === null || ['string', 'number', 'boolean'].includes(typeof part)) return part;
-        throw invalid(`composite key part ${String(part)} must be a string, number, boolean or null`);
-      });
-    }
-    throw invalid(`object key ${JSON.stringify(k) ?? String(k)} must be a string, a number or a non-empty array (composite key)`);
+    if (typeof k === 'number' && Number.isFinite(k)) return JSON.stringify(k);
+    if (typeof k === 'string' || typeof k === 'boolean' || k === null) return JSON.stringify(k);
+    throw invalid(`key part ${String(k)} must be a string, number, bigint, boolean or null`);
   };
-  return JSON.stringify(keys.map(one));
+  const one = (k: unknown): string => {
+    // A one-column key is its text: a bigint or number becomes the same text either way.
+    if (typeof k === 'bigint') return JSON.stringify(k.toString());
+    if (typeof k === 'string' || (typeof k === 'number' && Number.isFinite(k))) return JSON.stringify(k);
+    if (Array.isArray(k) && k.length > 0) return `[${k.map(scalar).join(',')}]`;
+    throw invalid(`object key ${typeof k === 'object' ? JSON.stringify(k) : String(k)} must be a string, a number or a non-empty array (composite key)`);
+  };
+  return `[${keys.map(one).join(',')}]`;
 }
 
 /** SQL matching object_pk against the keys in parameter `param` (JSON array), index-friendly. */

@@ -9,17 +9,26 @@ import {
 
 export { allHistory, stateAt };
 
-/** <pk> on the command line: a JSON array is a composite key, anything else the key's text. */
+/**
+ * <pk> on the command line: a JSON array is a composite key, anything else the key's text.
+ * Integers beyond JavaScript's safe range stay exact (as bigint), e.g. '[9007199254740993, 2]'.
+ */
 export function parseKeyArgument(text: string): ObjectKey {
   if (!text.trimStart().startsWith('[')) return text;
+  const bad = () => new AuditLogError('INVALID_ARGUMENT',
+    `composite key ${JSON.stringify(text)} is not a JSON array of values; write it like '[7, 2]' or '["eu", 42]'`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
-    throw new AuditLogError('INVALID_ARGUMENT', `composite key ${JSON.stringify(text)} is not a JSON array; write it like '[7, 2]' or '["eu", 42]'`);
+    throw bad();
   }
-  if (!Array.isArray(parsed)) throw new AuditLogError('INVALID_ARGUMENT', `composite key ${JSON.stringify(text)} must be a JSON array`);
-  return parsed as ObjectKey;
+  if (!Array.isArray(parsed) || parsed.length === 0 || parsed.some((p) => typeof p === 'object' && p !== null)) throw bad();
+  // Re-read unsafe integers from their own digits; JSON.parse has already rounded them.
+  const tokens = text.match(/"(?:[^"\\]|\\.)*"|[^\s,[\]]+/g) ?? [];
+  return parsed.map((value, i) =>
+    typeof value === 'number' && !Number.isSafeInteger(value) && /^-?\d+$/.test(tokens[i] ?? '') ? BigInt(tokens[i]!) : value,
+  ) as ObjectKey;
 }
 
 function formatEntry(e: DisplayEntry): string {
