@@ -139,6 +139,13 @@ test('report counts by table, action and actor over [since, until)', async () =>
   expect(r.byActor).toEqual([{ key: 'alice', count: 4 }, { key: null, count: 1 }]);
   expect(r.until.getTime() - r.since.getTime()).toBe(30 * 24 * 3600 * 1000);
   expect((await report(db.pool, { since: '2001-01-01', until: '2001-02-01' })).total).toBe(0);
+  // Bounds keep their microseconds: the last entry is in [its ts, …) and not in [its ts + 1µs, …).
+  const [{ exact, after }] = await db.sql(
+    `SELECT to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS exact,
+            to_char((ts + interval '1 microsecond') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS after
+     FROM auditlog.log_entry ORDER BY id DESC LIMIT 1`);
+  expect((await report(db.pool, { since: exact })).total).toBe(1);
+  expect((await report(db.pool, { since: after })).total).toBe(0);
   await expect(report(db.pool, { since: '2001-02-01', until: '2001-01-01' })).rejects.toThrow(/since must not be after until/);
 });
 

@@ -6,22 +6,24 @@ import { invalid, parseInstant, schemaOf, type Db } from './common';
 
 export async function report(db: Db, options: ReportOptions = {}): Promise<AuditReport> {
   const schema = schemaOf(options);
-  const { rows: [range] } = await db.query<{ since: Date; until: Date }>(
-    `SELECT coalesce($1::timestamptz, coalesce($2::timestamptz, now()) - interval '30 days') AS since,
-            coalesce($2::timestamptz, now()) AS until`,
+  // Bounds resolved once, kept as text too: a JavaScript Date would round away microseconds.
+  const { rows: [range] } = await db.query<{ since: Date; until: Date; since_text: string; until_text: string }>(
+    `SELECT b.since, b.until, b.since::text AS since_text, b.until::text AS until_text
+     FROM (SELECT coalesce($1::timestamptz, coalesce($2::timestamptz, now()) - interval '30 days') AS since,
+                  coalesce($2::timestamptz, now()) AS until) AS b`,
     [options.since === undefined ? null : parseInstant(options.since, 'since'),
       options.until === undefined ? null : parseInstant(options.until, 'until')],
   );
-  const { since, until } = range!;
+  const { since, until, since_text: sinceText, until_text: untilText } = range!;
   if (since > until) throw invalid('since must not be after until');
   const { rows } = await db.query<{
     table_schema: string | null; table_name: string | null; action: string | null; actor: string | null; g: number; n: string;
   }>(
     `SELECT table_schema, table_name, action, actor, GROUPING(table_schema, table_name, action, actor) AS g, count(*) AS n
      FROM ${schema}.log_entry
-     WHERE ts >= $1 AND ts < $2
+     WHERE ts >= $1::timestamptz AND ts < $2::timestamptz
      GROUP BY GROUPING SETS ((table_schema, table_name), (action), (actor), ())`,
-    [since, until],
+    [sinceText, untilText],
   );
   const out: AuditReport = { since, until, total: 0, byTable: [], byAction: [], byActor: [] };
   for (const r of rows) {
