@@ -2,6 +2,7 @@
 export const PG = {
   UNDEFINED_TABLE: '42P01',
   UNDEFINED_OBJECT: '42704',
+  UNDEFINED_FUNCTION: '42883',
   INSUFFICIENT_PRIVILEGE: '42501',
   IN_FAILED_TRANSACTION: '25P02',
 } as const;
@@ -15,7 +16,11 @@ export type AuditLogErrorCode =
   | 'NAME_TOO_LONG'
   | 'NO_DATABASE_URL'
   | 'CONFIRMATION_REQUIRED'
-  | 'INSTALL_FAILED';
+  | 'INSTALL_FAILED'
+  | 'INVALID_ARGUMENT'
+  | 'NOT_FOUND'
+  | 'REVERT_REFUSED'
+  | 'REVERT_CONFLICT';
 
 /**
  * The one error type pg-auditlog throws. `code` is stable for programs; `message` says what

@@ -7,3 +7,7 @@ export { validateConfig } from './config/validate';
 export { install, renderInstall, status, uninstall, type ConfigInput } from './install';
 export { withAuditSession, currentAuditContext } from './session';
 export { MASK } from './generate';
+export {
+  history, allHistory, getForObject, getForObjects, getEntry, describeEntry, describeEntries,
+  stateAt, revert, logEvent, flush, report,
+} from './history';

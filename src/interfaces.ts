@@ -131,3 +131,138 @@ export interface UninstallOptions {
   dropSchema?: boolean;
   log?: (line: string) => void;
 }
+
+// ---------------------------------------------------------------------------------------------
+// History, time travel, manual events, retention, reports (src/history)
+
+/**
+ * A primary key as the API takes it: a value for a one-column key (`42`, `'a1'`), an array
+ * for a composite key in key-column order (`[7, 2]`). Stored in object_pk as text: `'42'`,
+ * `'[7, 2]'`.
+ */
+export type ObjectKey = string | number | bigint | Array<string | number | bigint | boolean | null>;
+
+/** Options every history function takes. */
+export interface HistoryOptions {
+  /** Audit schema. Default "auditlog". */
+  schema?: string;
+}
+
+/** What to read from the log. Filters combine with AND; at least one of them is required. */
+export interface HistoryQuery extends HistoryOptions {
+  /** "schema.table" or "table" (schema public). Required with `objectPk` / `objectPks`. */
+  table?: string;
+  /** One object of `table`. */
+  objectPk?: ObjectKey;
+  /** Several objects of `table`. */
+  objectPks?: ObjectKey[];
+  actor?: string;
+  /** Correlation id. */
+  cid?: string;
+  /** One transaction: the `txid` of any of its entries. */
+  txid?: string | bigint;
+  /** Only these actions (e.g. ['update', 'delete'], or custom verbs). */
+  actions?: string[];
+  /** Entries at or after this instant (Date or ISO 8601 text). */
+  since?: Date | string;
+  /** Entries before this instant (exclusive). */
+  until?: Date | string;
+  /** Default 'newest' (newest first). */
+  order?: 'newest' | 'oldest';
+  /** Page size, 1 to 1000. Default 100. */
+  limit?: number;
+  /** `nextCursor` of the previous page. */
+  cursor?: string | null;
+}
+
+export interface HistoryPage {
+  entries: LogEntry[];
+  /** Pass as `cursor` for the next page; null when this page is the last. */
+  nextCursor: string | null;
+}
+
+/** One changed field, ready to show. */
+export interface FieldChangeDisplay {
+  /** Column name as stored. */
+  field: string;
+  /** Display name from the table's `mapping`, else the column name. */
+  label: string;
+  old: unknown;
+  new: unknown;
+  /** The values are masked: only the fact that it changed is known. */
+  masked: boolean;
+}
+
+/** A log entry with what a reader needs: display names, masked values flagged, a summary. */
+export interface DisplayEntry extends LogEntry {
+  /** `{ label: [old, new] }`, like django-auditlog's changes_display_dict. */
+  changesDisplay: Record<string, [unknown, unknown]>;
+  fields: FieldChangeDisplay[];
+  /** One line, like django-auditlog's changes_str: `E-mail address: "a" → "b"; ssn: changed (masked)`. */
+  summary: string;
+}
+
+/** A manual entry for an event no trigger sees. */
+export interface LogEventInput extends HistoryOptions {
+  /** 'access', 'export', 'login' or any lower-case verb; not insert/update/delete/truncate. */
+  action: string;
+  /** "schema.table" or "table": the table the event concerns, if any. */
+  table?: string;
+  /** The object of `table` the event concerns, if any. */
+  objectPk?: ObjectKey;
+  objectRepr?: string;
+  /** Stored in additional_data, merged over the session's `data` (the event's keys win). */
+  data?: Record<string, unknown>;
+}
+
+export interface RevertOptions extends HistoryOptions {
+  /** Write the old values back even if the row changed again after the entry. */
+  force?: boolean;
+}
+
+export interface RevertResult {
+  table: string;
+  objectPk: string;
+  /** Columns written back. */
+  fields: string[];
+}
+
+export interface FlushOptions extends HistoryOptions {
+  /** Delete entries before this instant: ISO 8601 date (UTC midnight) or date-time with zone. Omitted: all. */
+  beforeDate?: string;
+  /** Only this table ("schema.table" or "table"). */
+  table?: string;
+  /** Entries deleted per transaction. Default 5000. */
+  batchSize?: number;
+  /** Called after each committed batch with the running total; awaited before the next batch. */
+  progress?: (deleted: number) => void | Promise<void>;
+}
+
+export interface FlushResult {
+  deleted: number;
+  batches: number;
+}
+
+export interface ReportOptions extends HistoryOptions {
+  /** Default: 30 days before `until`. */
+  since?: Date | string;
+  /** Default: now. Exclusive. */
+  until?: Date | string;
+}
+
+export interface ReportCount {
+  key: string | null;
+  count: number;
+}
+
+/** Counts of entries in [since, until), like get_audit_summary. */
+export interface AuditReport {
+  since: Date;
+  until: Date;
+  total: number;
+  /** By "schema.table"; key null for events without a table. Largest first. */
+  byTable: ReportCount[];
+  byAction: ReportCount[];
+  /** Key null for entries without an actor. */
+  byActor: ReportCount[];
+}

@@ -1,8 +1,10 @@
 // What every CLI command shares: argument parsing, the connection, the config, confirmation.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { Client } from 'pg';
-import { findConfigFile, loadConfigFile } from '../config/load';
+import { CONFIG_FILE_NAMES, findConfigFile, loadConfigFile } from '../config/load';
 import { validateConfig, type NormalizedConfig } from '../config/validate';
 import { AuditLogError } from '../errors';
 
@@ -93,4 +95,15 @@ export function terminalIo(): Io {
       }
     },
   };
+}
+
+export const SCHEMA_OPTION = { schema: { type: 'string' } } as const;
+export const SCHEMA_HELP = '  --schema NAME       audit schema (default: from the config file if there is one, else "auditlog")';
+
+/** The audit schema for commands that need no config: --schema, else the config's, else "auditlog". */
+export async function auditSchema(values: Record<string, unknown>, io: Io): Promise<string> {
+  if (typeof values.schema === 'string') return values.schema;
+  const hasConfig = values.config !== undefined || CONFIG_FILE_NAMES.some((n) => existsSync(path.join(io.cwd, n)));
+  if (!hasConfig) return 'auditlog';
+  return (await loadConfig(values, io)).schema;
 }

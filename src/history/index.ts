@@ -1,0 +1,9 @@
+// Reading the audit trail: queries, display, time travel, revert, manual events, retention, reports.
+export { history, allHistory, getForObject, getForObjects, getEntry, buildHistoryQuery, buildWindowQuery } from './query';
+export { describeEntry, describeEntries } from './display';
+export { stateAt, replay } from './timetravel';
+export { revert } from './revert';
+export { logEvent } from './events';
+export { flush } from './flush';
+export { report } from './report';
+export { parseInstant } from './common';

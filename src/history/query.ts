@@ -1,0 +1,179 @@
+// Reading the log: one query builder for every filter, cursor pagination by entry id.
+// Each filter maps onto an index (see sql/3_history.sql): object → (table_name, object_pk, id),
+// actor → (actor, id), cid → (cid), txid → BRIN(txid), the rest → the primary key. A time
+// window (since and until) is first turned into an id range through BRIN(ts), so a window
+// far in the past is not found by walking the primary key from the newest entry down.
+import type { HistoryOptions, HistoryPage, HistoryQuery, LogEntry, ObjectKey } from '../interfaces';
+import { invalid, keysJson, objectPkIn, parseInstant, parseTable, schemaOf, type Db } from './common';
+
+export const DEFAULT_LIMIT = 100;
+export const MAX_LIMIT = 1000;
+
+/** Entries matching `query`, one page, newest first unless `order: 'oldest'`. */
+export async function history(db: Db, query: HistoryQuery): Promise<HistoryPage> {
+  const cursor = parseCursor(query.cursor);
+  buildHistoryQuery(query, cursor); // validates every argument before the first query
+  if (!usesWindow(query) || cursor?.bound !== undefined) return page(db, query, cursor);
+  const window = buildWindowQuery(query);
+  const { rows: [w] } = await db.query<{ lo: string | null; hi: string | null }>(window.text, window.values);
+  if (!w?.lo || !w.hi) return { entries: [], nextCursor: null };
+  // Newest first starts at the window's last id (or the caller's cursor) and stops at its
+  // first; oldest first the reverse.
+  return (query.order ?? 'newest') === 'newest'
+    ? page(db, query, { after: cursor?.after ?? (BigInt(w.hi) + 1n).toString(), bound: w.lo })
+    : page(db, query, { after: cursor?.after ?? (BigInt(w.lo) - 1n).toString(), bound: w.hi });
+}
+
+async function page(db: Db, query: HistoryQuery, cursor: Cursor | null): Promise<HistoryPage> {
+  const { text, values, limit } = buildHistoryQuery(query, cursor);
+  const { rows } = await db.query<LogEntry>(text, values);
+  const more = rows.length > limit;
+  const entries = more ? rows.slice(0, limit) : rows;
+  const last = entries[entries.length - 1];
+  return { entries, nextCursor: more && last ? (cursor?.bound ? `${last.id}:${cursor.bound}` : last.id) : null };
+}
+
+interface Cursor {
+  /** Continue after this id (exclusive), in the query's order. */
+  after: string;
+  /** For a time window: the id where the window ends, in the query's order (inclusive). */
+  bound?: string;
+}
+
+/** Cursor text: "<id>", or "<id>:<bound>" when paging through a time window. */
+function parseCursor(cursor: string | null | undefined): Cursor | null {
+  if (cursor === undefined || cursor === null) return null;
+  const m = typeof cursor === 'string' ? /^(\d{1,19})(?::(\d{1,19}))?$/.exec(cursor) : null;
+  if (!m) throw invalid('cursor must be the nextCursor of a previous page');
+  return m[2] === undefined ? { after: m[1]! } : { after: m[1]!, bound: m[2] };
+}
+
+/** A closed time window and no filter with an index of its own: bound the ids first. */
+function usesWindow(query: HistoryQuery): boolean {
+  return query.since !== undefined && query.until !== undefined && query.objectPk === undefined
+    && query.objectPks === undefined && query.actor === undefined && query.cid === undefined && query.txid === undefined;
+}
+
+/** Every entry matching `query` (all pages), for small result sets such as one object. */
+export async function allHistory(db: Db, query: Omit<HistoryQuery, 'cursor'>, max = Infinity): Promise<LogEntry[]> {
+  const out: LogEntry[] = [];
+  let cursor: string | null = null;
+  do {
+    const page: HistoryPage = await history(db, { ...query, cursor, limit: Math.min(MAX_LIMIT, max - out.length) });
+    out.push(...page.entries);
+    cursor = page.nextCursor;
+  } while (cursor !== null && out.length < max);
+  return out;
+}
+
+/** History of one object, like django-auditlog's get_for_object(). */
+export function getForObject(
+  db: Db, table: string, objectPk: ObjectKey, query: Omit<HistoryQuery, 'table' | 'objectPk' | 'objectPks'> = {},
+): Promise<HistoryPage> {
+  return history(db, { ...query, table, objectPk });
+}
+
+/** History of several objects of one table, like get_for_objects(). */
+export function getForObjects(
+  db: Db, table: string, objectPks: ObjectKey[], query: Omit<HistoryQuery, 'table' | 'objectPk' | 'objectPks'> = {},
+): Promise<HistoryPage> {
+  return history(db, { ...query, table, objectPks });
+}
+
+/** One entry by id, or null. */
+export async function getEntry(db: Db, id: string | number | bigint, options: HistoryOptions = {}): Promise<LogEntry | null> {
+  const text = String(id);
+  if (!/^\d{1,19}$/.test(text)) throw invalid(`entry id ${JSON.stringify(text)} must be a positive integer`);
+  const { rows } = await db.query<LogEntry>(`SELECT * FROM ${schemaOf(options)}.log_entry WHERE id = $1::bigint`, [text]);
+  return rows[0] ?? null;
+}
+
+const QUERY_KEYS = new Set([
+  'schema', 'table', 'objectPk', 'objectPks', 'actor', 'cid', 'txid', 'actions', 'since', 'until', 'order', 'limit', 'cursor',
+]);
+
+interface Filters {
+  schema: string;
+  where: string[];
+  values: unknown[];
+  param: (v: unknown) => string;
+}
+
+/** The WHERE conditions of a query (without cursor), with their parameters. */
+function filters(query: HistoryQuery): Filters {
+  for (const key of Object.keys(query)) {
+    if (!QUERY_KEYS.has(key)) throw invalid(`unknown history filter "${key}"; expected one of ${[...QUERY_KEYS].join(', ')}`);
+  }
+  const schema = schemaOf(query);
+  const values: unknown[] = [];
+  const param = (v: unknown) => { values.push(v); return `$${values.length}`; };
+  const where: string[] = [];
+
+  if (query.objectPk !== undefined && query.objectPks !== undefined) throw invalid('give objectPk or objectPks, not both');
+  const keys = query.objectPk !== undefined ? [query.objectPk] : query.objectPks;
+  if (keys !== undefined && query.table === undefined) throw invalid('objectPk / objectPks need the table they belong to');
+  if (query.table !== undefined) {
+    const t = parseTable(query.table);
+    where.push(`table_name = ${param(t.name)}`, `table_schema = ${param(t.schema)}`);
+  }
+  if (keys !== undefined) {
+    if (!Array.isArray(keys) || keys.length === 0) throw invalid('objectPks must be a non-empty array of keys');
+    where.push(objectPkIn(schema, param(keysJson(keys))));
+  }
+  const text = (name: string, v: unknown) => {
+    if (typeof v !== 'string' || v === '') throw invalid(`${name} must be a non-empty string`);
+    return v;
+  };
+  if (query.actor !== undefined) where.push(`actor = ${param(text('actor', query.actor))}`);
+  if (query.cid !== undefined) where.push(`cid = ${param(text('cid', query.cid))}`);
+  if (query.txid !== undefined) {
+    const txid = String(query.txid);
+    if (!/^\d{1,19}$/.test(txid)) throw invalid(`txid ${JSON.stringify(txid)} must be a transaction id (a positive integer)`);
+    // The same expression as the BRIN index on txid, so the planner can use it.
+    where.push(`(txid::text)::bigint = ${param(txid)}::bigint`);
+  }
+  if (query.actions !== undefined) {
+    if (!Array.isArray(query.actions) || query.actions.length === 0 || query.actions.some((a) => typeof a !== 'string')) {
+      throw invalid('actions must be a non-empty array of action names, e.g. ["update", "delete"]');
+    }
+    where.push(`action = ANY(${param(query.actions)}::text[])`);
+  }
+  if (query.since !== undefined) where.push(`ts >= ${param(parseInstant(query.since, 'since'))}::timestamptz`);
+  if (query.until !== undefined) where.push(`ts < ${param(parseInstant(query.until, 'until'))}::timestamptz`);
+  return { schema, where, values, param };
+}
+
+/**
+ * The first and last id of the entries in a time window. "id + 0" keeps PostgreSQL from
+ * answering min/max by walking the primary key from either end: it reads the window through
+ * BRIN(ts) instead, at a cost that depends on the window, not on the size of the log.
+ */
+export function buildWindowQuery(query: HistoryQuery): { text: string; values: unknown[] } {
+  const f = filters(query);
+  return {
+    text: `SELECT min(id + 0)::text AS lo, max(id + 0)::text AS hi FROM ${f.schema}.log_entry WHERE ${f.where.join(' AND ')}`,
+    values: f.values,
+  };
+}
+
+/** The SQL of one page of a history query. */
+export function buildHistoryQuery(query: HistoryQuery, cursor: Cursor | null = parseCursor(query.cursor)): { text: string; values: unknown[]; limit: number } {
+  const { schema, where, values, param } = filters(query);
+  const order = query.order ?? 'newest';
+  if (order !== 'newest' && order !== 'oldest') throw invalid(`order must be "newest" or "oldest", not ${JSON.stringify(order)}`);
+  if (cursor) {
+    where.push(`id ${order === 'newest' ? '<' : '>'} ${param(cursor.after)}::bigint`);
+    if (cursor.bound !== undefined) where.push(`id ${order === 'newest' ? '>=' : '<='} ${param(cursor.bound)}::bigint`);
+  }
+  const limit = query.limit ?? DEFAULT_LIMIT;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw invalid(`limit must be an integer from 1 to ${MAX_LIMIT}`);
+
+  return {
+    text: `SELECT * FROM ${schema}.log_entry
+WHERE ${where.length > 0 ? where.join('\n  AND ') : 'true'}
+ORDER BY id ${order === 'newest' ? 'DESC' : 'ASC'}
+LIMIT ${param(limit + 1)}`,
+    values,
+    limit,
+  };
+}
