@@ -112,24 +112,42 @@ export async function inCallerSession<T>(db: Db, fn: (client: ClientBase) => Pro
   return fn(db);
 }
 
-/** The config a table was installed with (tracked_table.config), or null if not tracked. */
+/** What readers need of the table's installed capture, derived from tracked_table.config. */
 export interface StoredTableConfig {
   mapping?: Record<string, string>;
   mask?: string[];
   exclude?: string[];
+  /** The tracked columns. */
   include?: string[];
   primaryKey?: string[];
+}
+
+/** tracked_table.config holds the resolved plan the capture was generated from (TablePlan). */
+interface StoredPlan {
+  columns?: Array<{ name: string; masked: boolean }>;
+  mapping?: Record<string, string>;
+  primaryKey?: string[];
+}
+
+function fromPlan(plan: StoredPlan): StoredTableConfig {
+  return {
+    mapping: plan.mapping ?? {},
+    mask: (plan.columns ?? []).filter((c) => c.masked).map((c) => c.name),
+    include: plan.columns?.map((c) => c.name),
+    exclude: [],
+    primaryKey: plan.primaryKey,
+  };
 }
 
 export async function readTableConfigs(db: Db, schema: string, tables: QualifiedName[]): Promise<Map<string, StoredTableConfig>> {
   const out = new Map<string, StoredTableConfig>();
   if (tables.length === 0) return out;
-  const { rows } = await db.query<{ table_schema: string; table_name: string; config: StoredTableConfig }>(
+  const { rows } = await db.query<{ table_schema: string; table_name: string; config: StoredPlan | null }>(
     `SELECT table_schema, table_name, config FROM ${schema}.tracked_table
      WHERE (table_schema, table_name) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
     [tables.map((t) => t.schema), tables.map((t) => t.name)],
   );
-  for (const r of rows) out.set(`${r.table_schema}\0${r.table_name}`, r.config ?? {});
+  for (const r of rows) out.set(`${r.table_schema}\0${r.table_name}`, fromPlan(r.config ?? {}));
   return out;
 }
 
