@@ -14,7 +14,12 @@ export type AuditLogErrorCode =
   | 'NAME_TOO_LONG'
   | 'NO_DATABASE_URL'
   | 'CONFIRMATION_REQUIRED'
-  | 'INSTALL_FAILED';
+  | 'INSTALL_FAILED'
+  | 'OPTIONS_INVALID'
+  | 'EVENTS_NOT_INSTALLED'
+  | 'LISTENER_FAILED'
+  | 'SUBSCRIBER_FAILED'
+  | 'HOOK_FAILED';
 
 /**
  * The one error type pg-auditlog throws. `code` is stable for programs; `message` says what
