@@ -75,24 +75,25 @@ export function fetchBatchSql(schema: string): string {
   const finished = `(NOT $6 OR e.txid < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()))`;
   const size = `coalesce(pg_catalog.pg_column_size(e.changes), 0) + coalesce(pg_catalog.pg_column_size(e.snapshot), 0)
              + coalesce(pg_catalog.pg_column_size(e.additional_data), 0) + coalesce(pg_catalog.pg_column_size(e.object_repr), 0)`;
+  // Every step reads log_entry through an index, whatever the statistics say (a log just
+  // installed has none, and a hash join over the whole log would cost a scan per batch).
   return `WITH late AS MATERIALIZED (
-  SELECT e.id FROM ${log} e
+  SELECT e.id, ${size} AS size FROM ${log} e
   WHERE e.txid >= $1::xid8 AND e.id <= $2 AND e.id <> ALL($3::bigint[]) AND ${finished}
     AND ${filterSql(7)}
   ORDER BY e.id LIMIT $4
 ), fresh AS MATERIALIZED (
-  SELECT e.id FROM ${log} e
+  SELECT e.id, ${size} AS size FROM ${log} e
   WHERE e.id > $2 AND ${finished}
     AND ${filterSql(7)}
   ORDER BY e.id LIMIT $4
 ), batch AS (
-  SELECT id FROM late UNION ALL SELECT id FROM fresh ORDER BY id LIMIT $4
+  SELECT id, size FROM late UNION ALL SELECT id, size FROM fresh ORDER BY id LIMIT $4
 ), sized AS (
-  SELECT b.id, sum(${size}) OVER (ORDER BY b.id) - (${size}) AS before
-  FROM batch b JOIN ${log} e ON e.id = b.id
+  SELECT id, sum(size) OVER (ORDER BY id) - size AS before FROM batch
 )
-SELECT e.* FROM sized s JOIN ${log} e ON e.id = s.id
-WHERE s.before < $5
+SELECT e.* FROM ${log} e
+WHERE e.id = ANY(ARRAY(SELECT id FROM sized WHERE before < $5))
 ORDER BY e.id`;
 }
 

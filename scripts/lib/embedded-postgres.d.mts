@@ -1,0 +1,6 @@
+// Types for embedded-postgres.mjs, so TypeScript scripts can import it.
+export interface EmbeddedServer {
+  connectionString: string;
+  stop(): Promise<void>;
+}
+export function startEmbeddedPostgres(options?: { log?: (line: string) => void }): Promise<EmbeddedServer>;
