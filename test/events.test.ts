@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { subscribe } from '../src';
 import { AuditLogError } from '../src/errors';
+import { MAX_DELIVERED_ABOVE_HORIZON } from '../src/events/cursor';
 import { status } from '../src/install';
 import type { LogEntry, SubscribeOptions, Subscription } from '../src/interfaces';
 import { createTestDatabase, type TestDatabase } from './helpers';
@@ -150,6 +151,23 @@ test('commit order, not id order: an entry committed late with a lower id is not
     await waitFor('the slow entry', () => again.seen.length === 1);
     expect(again.seen[0]).toMatchObject({ id: String(slowId), changes: { body: [null, 'slow'] } });
   });
+});
+
+test('behind a transaction left open, delivery continues until 10,000 entries pile up past it, then waits for it', async () => {
+  const sub = await collect({ name: 'held-open', startFrom: 'now', tables: ['notes'], batchSize: 5000 });
+  await db.withClient(async (idle) => {
+    await idle.query('BEGIN');
+    await idle.query(`INSERT INTO orders (total) VALUES (0)`); // holds the snapshot xmin down
+    await db.sql(`INSERT INTO notes (body) SELECT 'bulk ' || i FROM generate_series(1, ${MAX_DELIVERED_ABOVE_HORIZON}) i`);
+    await waitFor('the bulk entries', () => sub.seen.length === MAX_DELIVERED_ABOVE_HORIZON);
+    await db.sql(`INSERT INTO notes (body) VALUES ('after the cap')`);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(sub.seen).toHaveLength(MAX_DELIVERED_ABOVE_HORIZON);
+    await idle.query('COMMIT');
+  });
+  await waitFor('the entry held back', () => sub.seen.length === MAX_DELIVERED_ABOVE_HORIZON + 1);
+  await waitFor('the cursor to shrink', async () =>
+    (await db.sql(`SELECT cardinality(delivered) AS n FROM auditlog.subscriber_cursor WHERE name = 'held-open'`))[0].n === 0);
 });
 
 test('a failing hook is retried with backoff and reported, without stalling another subscriber', async () => {

@@ -34,7 +34,7 @@ function validate(options: SubscribeOptions): Settings {
   }
   const schema = o.schema ?? 'auditlog';
   if (typeof schema !== 'string' || schema === '' || schema.includes('\0')) problems.push('schema must be a non-empty string');
-  const positiveInt = (key: keyof SubscribeOptions, value: unknown, fallback: number) => {
+  const positiveInt = (key: string, value: unknown, fallback: number) => {
     if (value === undefined) return fallback;
     if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) problems.push(`${key} must be a positive integer, got ${String(value)}`);
     return value as number;
@@ -56,8 +56,8 @@ function validate(options: SubscribeOptions): Settings {
     problems.push(`startFrom must be "beginning" or "now", got ${JSON.stringify(o.startFrom)}`);
   }
   const backoff = {
-    minDelayMs: positiveInt('retry', o.retry?.minDelayMs, 100),
-    maxDelayMs: positiveInt('retry', o.retry?.maxDelayMs, 10_000),
+    minDelayMs: positiveInt('retry.minDelayMs', o.retry?.minDelayMs, 100),
+    maxDelayMs: positiveInt('retry.maxDelayMs', o.retry?.maxDelayMs, 10_000),
   };
   const settings: Settings = {
     schema,
@@ -197,7 +197,11 @@ export async function subscribe(options: SubscribeOptions, hook: PostLogHook): P
     // Stored even when closing: close() drains, so a handled batch is not delivered again.
     await advance(batch);
     dirty = true;
-    emitter.emit('delivered', batch);
+    try {
+      emitter.emit('delivered', batch);
+    } catch (err) {
+      s.log(`${label}: a "delivered" listener threw: ${describe(err)}`); // the batch is stored; nothing to retry
+    }
     return batch.length;
   }
 
