@@ -52,6 +52,12 @@ CREATE TABLE subscriber_cursor (
   horizon    xid8        NOT NULL,
   last_id    bigint      NOT NULL,
   delivered  bigint[]    NOT NULL DEFAULT '{}',
+  -- Incremented by every store; a subscriber that finds another value than it stored last
+  -- knows a second process is using the same name.
+  version    bigint      NOT NULL DEFAULT 0,
+  -- Random token of the subscriber instance that stored it last (tells a lost reply to our own
+  -- store apart from another process).
+  stored_by  text,
   created_at timestamptz NOT NULL DEFAULT now(),
   updated_at timestamptz NOT NULL DEFAULT now(),
   CONSTRAINT subscriber_cursor_pkey PRIMARY KEY (name)

@@ -210,6 +210,15 @@ test('after pg_terminate_backend on both connections it logs, reconnects and cat
   expect(lines.find((l) => /lost the LISTEN connection/.test(l))).toMatch(/subscriber "terminated": lost the LISTEN connection to PostgreSQL; reconnecting/);
 });
 
+test('two processes sharing a cursor name both receive every entry, and say so in the log', async () => {
+  const lines: string[] = [];
+  const a = await collect({ name: 'shared', startFrom: 'now', tables: ['notes'], log: (l) => lines.push(`a: ${l}`) });
+  const b = await collect({ name: 'shared', tables: ['notes'], log: (l) => lines.push(`b: ${l}`) });
+  for (let i = 0; i < 5; i++) await db.sql(`INSERT INTO notes (body) VALUES ('shared ${i}')`);
+  await waitFor('both to see all five', () => new Set(a.ids()).size === 5 && new Set(b.ids()).size === 5);
+  await waitFor('the warning', () => lines.some((l) => /another process stored this cursor meanwhile: two subscribers are using the name "shared"/.test(l)));
+});
+
 test('close() drains the hook in progress and stores its cursor', async () => {
   let release!: () => void;
   const gate = new Promise<void>((r) => { release = r; });

@@ -14,6 +14,10 @@ export interface CursorState {
   lastId: string;
   /** Ids (bigint as text) delivered whose txid >= horizon. */
   delivered: string[];
+  /** bigint as text: the version this process last read or stored. */
+  version: string;
+  /** Token of the subscriber instance that stored this version. */
+  storedBy: string | null;
 }
 
 /**
@@ -27,10 +31,13 @@ interface CursorRow {
   horizon: string;
   last_id: string;
   delivered: string[];
+  version: string;
+  stored_by: string | null;
 }
 
 function toState(row: CursorRow): CursorState {
-  return { horizon: row.horizon, lastId: String(row.last_id), delivered: row.delivered.map(String) };
+  return { horizon: row.horizon, lastId: String(row.last_id), delivered: row.delivered.map(String), version: String(row.version),
+    storedBy: row.stored_by ?? null };
 }
 
 /** The named cursor (created on first use), or a fresh in-memory one when name is undefined. */
@@ -40,8 +47,13 @@ export async function openCursor(pool: Pool, schema: string, name: string | unde
     return toState(rows[0]!);
   }
   await pool.query(createCursorSql(schema), [name, startNow]);
+  return (await loadCursor(pool, schema, name))!;
+}
+
+/** The stored named cursor, or null when its row does not exist. */
+export async function loadCursor(pool: Pool, schema: string, name: string): Promise<CursorState | null> {
   const { rows } = await pool.query<CursorRow>(loadCursorSql(schema), [name]);
-  return toState(rows[0]!);
+  return rows.length === 0 ? null : toState(rows[0]!);
 }
 
 export interface FetchOptions {
@@ -63,15 +75,16 @@ export async function fetchBatch(pool: Pool, schema: string, state: CursorState,
 /**
  * The cursor after `batch` was handled; stored first when the cursor is named. With an empty
  * batch (idle), last_id may jump to the newest visible entry so the next fetch reads less.
- * Null when the named cursor's row was deleted meanwhile (someone reset it).
+ * Null when the named cursor's row changed meanwhile: deleted (reset), or stored by another
+ * process using the same name.
  */
 export async function advanceCursor(
-  pool: Pool, schema: string, name: string | undefined, state: CursorState, batch: LogEntry[], filter: FilterParams,
+  pool: Pool, schema: string, name: string | undefined, token: string, state: CursorState, batch: LogEntry[], filter: FilterParams,
 ): Promise<CursorState | null> {
   const delivered = [...new Set([...state.delivered, ...batch.map((e) => String(e.id))])];
   const lastId = batch.reduce((max, e) => (BigInt(e.id) > BigInt(max) ? String(e.id) : max), state.lastId);
   const { rows } = await pool.query<CursorRow>(advanceCursorSql(schema, name !== undefined), [
-    name ?? null, state.horizon, delivered, lastId, batch.length === 0, ...filterValues(filter),
+    name ?? null, state.horizon, delivered, lastId, batch.length === 0, ...filterValues(filter), state.version, token,
   ]);
   return rows.length === 0 ? null : toState(rows[0]!);
 }

@@ -45,7 +45,8 @@ export function initialCursorSelect(schema: string, now = '$1'): string {
        CASE WHEN ${now} THEN coalesce((SELECT max(id) FROM ${log}), 0) ELSE 0 END AS last_id,
        CASE WHEN ${now} THEN ARRAY(SELECT id FROM ${log}
                               WHERE txid >= pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()) ORDER BY id)
-            ELSE '{}'::bigint[] END AS delivered`;
+            ELSE '{}'::bigint[] END AS delivered,
+       0::bigint AS version`;
 }
 
 /** $1 name, $2 "now"? Creates the named cursor unless it exists; returns nothing. */
@@ -56,7 +57,7 @@ ON CONFLICT (name) DO NOTHING`;
 }
 
 export function loadCursorSql(schema: string): string {
-  return `SELECT horizon::text AS horizon, last_id, delivered FROM ${quoteIdent(schema)}.subscriber_cursor WHERE name = $1`;
+  return `SELECT horizon::text AS horizon, last_id, delivered, version, stored_by FROM ${quoteIdent(schema)}.subscriber_cursor WHERE name = $1`;
 }
 
 /**
@@ -99,7 +100,8 @@ ORDER BY e.id`;
 
 /**
  * The cursor after a batch, computed with a fresh snapshot. $1 name, $2 horizon, $3 delivered ids (old ones plus the batch), $4 last_id, $5 whether
- * last_id may jump to the newest visible id, $6..$9 filter.
+ * last_id may jump to the newest visible id, $6..$9 filter, $10 the version last stored (no row
+ * comes back when the cursor was stored since, or deleted), $11 this instance's token.
  *
  * New horizon = the lowest of: this snapshot's xmin (every transaction below it has finished,
  * so every entry it wrote is visible now) and the lowest txid of a matching entry not yet
@@ -114,11 +116,14 @@ export function advanceCursorSql(schema: string, durable: boolean): string {
     CASE WHEN $5 THEN greatest($4, (SELECT max(id) FROM ${log})) ELSE $4 END AS last_id`;
   const kept = `ARRAY(SELECT e.id FROM ${log} e WHERE e.id = ANY($3::bigint[]) AND e.txid >= n.horizon ORDER BY e.id)`;
   if (!durable) {
-    return `SELECT $1::text AS name, n.horizon::text AS horizon, n.last_id, ${kept} AS delivered FROM (${next}) AS n`;
+    return `SELECT $1::text AS name, n.horizon::text AS horizon, n.last_id, ${kept} AS delivered, $10::bigint + 1 AS version,
+       $11::text AS stored_by
+FROM (${next}) AS n`;
   }
   return `UPDATE ${quoteIdent(schema)}.subscriber_cursor c
-SET horizon = n.horizon, last_id = n.last_id, delivered = ${kept}, updated_at = now()
+SET horizon = n.horizon, last_id = n.last_id, delivered = ${kept}, version = c.version + 1, stored_by = $11,
+    updated_at = now()
 FROM (${next}) AS n
-WHERE c.name = $1
-RETURNING c.horizon::text AS horizon, c.last_id, c.delivered`;
+WHERE c.name = $1 AND c.version = $10
+RETURNING c.horizon::text AS horizon, c.last_id, c.delivered, c.version, c.stored_by`;
 }

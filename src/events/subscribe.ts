@@ -1,12 +1,13 @@
 // subscribe(): one loop per subscriber. Wake on a notification (or a poll tick), fetch a batch
 // with the cursor, hand it to the hook until the hook succeeds, store the cursor, repeat.
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Pool } from 'pg';
 import { AuditLogError } from '../errors';
 import { parseQualifiedName } from '../ident';
 import type { LogEntry, PostLogHook, SubscribeOptions, Subscription } from '../interfaces';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff';
-import { advanceCursor, fetchBatch, openCursor, type CursorState } from './cursor';
+import { advanceCursor, fetchBatch, loadCursor, openCursor, type CursorState } from './cursor';
 import { startListener, type NotificationPayload } from './listener';
 import { channelSql, EVENTS_INSTALLED_SQL, type FilterParams } from './sql';
 
@@ -180,6 +181,7 @@ export async function subscribe(options: SubscribeOptions, hook: PostLogHook): P
     }
   }
 
+  const token = randomUUID();
   let lastAdvance = Date.now();
   let dirty = false; // delivered since the cursor last caught up while idle
 
@@ -206,12 +208,21 @@ export async function subscribe(options: SubscribeOptions, hook: PostLogHook): P
   }
 
   async function advance(batch: LogEntry[]): Promise<void> {
-    const next = await advanceCursor(pool, s.schema, s.name, state, batch, s.filter);
-    if (next === null) {
-      s.log(`${label}: its cursor row was deleted; starting it again from ${s.startNow ? 'now' : 'the beginning'}`);
-      state = await openCursor(pool, s.schema, s.name, s.startNow);
-    } else {
+    const next = await advanceCursor(pool, s.schema, s.name, token, state, batch, s.filter);
+    if (next !== null) {
       state = next;
+    } else {
+      const stored = await loadCursor(pool, s.schema, s.name!);
+      if (stored === null) {
+        s.log(`${label}: its cursor row was deleted; starting it again from ${s.startNow ? 'now' : 'the beginning'}`);
+        state = await openCursor(pool, s.schema, s.name, s.startNow);
+      } else if (stored.storedBy !== token) {
+        // Adopting the stored position never skips: whoever stored it delivered what it covers.
+        s.log(`${label}: another process stored this cursor meanwhile: two subscribers are using the name "${s.name}" and both receive every entry; give each its own name. Continuing from the stored position`);
+        state = stored;
+      } else {
+        state = stored; // our own store went through, only its reply was lost
+      }
     }
     lastAdvance = Date.now();
   }
