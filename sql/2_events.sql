@@ -46,7 +46,7 @@ CREATE INDEX log_entry_txid_idx ON log_entry (txid);
 --   delivered lists the ids delivered so far whose txid >= horizon.
 -- A subscriber only moves horizon up to its snapshot's xmin (every transaction below it has
 -- finished), so an entry committed late by an old transaction is still found. See
--- src/events/cursor.ts.
+-- src/events/sql.ts and docs/events.md ("Why commit order needs more than the last id").
 CREATE TABLE subscriber_cursor (
   name       text        NOT NULL,
   horizon    xid8        NOT NULL,

@@ -37,7 +37,7 @@ export const EVENTS_INSTALLED_SQL =
 
 /**
  * The position a new cursor starts from. Parameter `now`: true to skip every entry committed so
- * far, false to start from the beginning. Returns horizon, last_id, delivered.
+ * far, false to start from the beginning. Returns horizon, last_id, delivered, version.
  */
 export function initialCursorSelect(schema: string, now = '$1'): string {
   const log = `${quoteIdent(schema)}.log_entry`;
@@ -99,9 +99,10 @@ ORDER BY e.id`;
 }
 
 /**
- * The cursor after a batch, computed with a fresh snapshot. $1 name, $2 horizon, $3 delivered ids (old ones plus the batch), $4 last_id, $5 whether
- * last_id may jump to the newest visible id, $6..$9 filter, $10 the version last stored (no row
- * comes back when the cursor was stored since, or deleted), $11 this instance's token.
+ * The cursor after a batch, computed with a fresh snapshot. $1 name, $2 horizon, $3 delivered
+ * ids (old ones plus the batch), $4 last_id, $5 whether last_id may jump to the newest visible
+ * id, $6..$9 filter, $10 the version last stored (no row comes back when the cursor was stored
+ * since, or deleted), $11 this instance's token.
  *
  * New horizon = the lowest of: this snapshot's xmin (every transaction below it has finished,
  * so every entry it wrote is visible now) and the lowest txid of a matching entry not yet
