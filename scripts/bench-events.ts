@@ -2,7 +2,7 @@
 // 64 concurrent writers. Uses a throwaway embedded PostgreSQL unless --database-url is given
 // (then it creates and drops its own database there).
 //
-//   npx tsx scripts/bench-events.ts [--database-url URL] [--seconds 5] [--rows-per-tx 10]
+//   npx tsx scripts/bench-events.ts [--database-url URL] [--seconds 5] [--rows-per-tx 10] [--named]
 //
 // "max" runs: writers insert as fast as they can (rows-per-tx rows per transaction).
 // "paced" runs: 1,000 entries/s in total, one row per transaction, spread over the writers.
@@ -21,6 +21,8 @@ const { values } = parseArgs({
     'database-url': { type: 'string' },
     seconds: { type: 'string', default: '5' },
     'rows-per-tx': { type: 'string', default: '10' },
+    // Store the cursor after every batch (a named subscriber) instead of keeping it in memory.
+    named: { type: 'boolean', default: false },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -58,7 +60,8 @@ async function run(url: string, writers: number, paced: boolean): Promise<Result
   const hookAt = new Map<string, number>();
   let firstCommit = 0;
   let lastDelivery = 0;
-  const sub = await subscribe({ connectionString: url, startFrom: 'now', tables: ['bench_items'] }, (entries) => {
+  const name = values.named ? `bench-${writers}-${paced ? 'paced' : 'max'}` : undefined;
+  const sub = await subscribe({ connectionString: url, name, startFrom: 'now', tables: ['bench_items'] }, (entries) => {
     const now = performance.now();
     for (const e of entries) if (!hookAt.has(e.object_pk!)) hookAt.set(e.object_pk!, now);
     lastDelivery = now;
@@ -140,7 +143,8 @@ async function main() {
     }
     const fmt = (n: number) => n.toFixed(1);
     console.log(`\nPostgreSQL ${version}${stopServer ? ' (embedded, fsync off)' : ''}; Node ${process.version}; ` +
-      `${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim()}); ${SECONDS} s per run\n`);
+      `${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim()}); ${SECONDS} s per run; ` +
+      `${values.named ? 'named cursor (stored after every batch)' : 'in-memory cursor'}\n`);
     console.log('| writers | load | rows/tx | entries | delivered entries/s | commit→hook median (ms) | p99 (ms) |');
     console.log('|---:|---|---:|---:|---:|---:|---:|');
     for (const r of results) {
