@@ -103,6 +103,7 @@ test('subscribe() delivers full, typed entries of committed writes, filtered by 
     await c.query(`UPDATE users SET email = 'f3@example.com' WHERE email = 'f2@example.com'`); // no actor
   });
   await waitFor('all five entries', () => all.seen.length === 5);
+  await waitFor('the filtered entry', () => filtered.seen.length === 1);
   await new Promise((r) => setTimeout(r, 300));
   expect(filtered.seen).toHaveLength(1);
   const e = filtered.seen[0]!;
