@@ -211,12 +211,13 @@ test('after pg_terminate_backend on both connections it logs, reconnects and cat
   expect(lines.find((l) => /lost the LISTEN connection/.test(l))).toMatch(/subscriber "terminated": lost the LISTEN connection to PostgreSQL; reconnecting/);
 });
 
-test('two processes sharing a cursor name both receive every entry, and say so in the log', async () => {
+test('two processes sharing a cursor name deliver every entry at least once between them, and say so in the log', async () => {
   const lines: string[] = [];
   const a = await collect({ name: 'shared', startFrom: 'now', tables: ['notes'], log: (l) => lines.push(`a: ${l}`) });
   const b = await collect({ name: 'shared', tables: ['notes'], log: (l) => lines.push(`b: ${l}`) });
   for (let i = 0; i < 5; i++) await db.sql(`INSERT INTO notes (body) VALUES ('shared ${i}')`);
-  await waitFor('both to see all five', () => new Set(a.ids()).size === 5 && new Set(b.ids()).size === 5);
+  // Each adopts the position the other stored, so neither moves the cursor back nor skips.
+  await waitFor('all five between them', () => new Set([...a.ids(), ...b.ids()]).size === 5);
   await waitFor('the warning', () => lines.some((l) => /another process stored this cursor meanwhile: two subscribers are using the name "shared"/.test(l)));
 });
 

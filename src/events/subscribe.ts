@@ -218,7 +218,7 @@ export async function subscribe(options: SubscribeOptions, hook: PostLogHook): P
         state = await openCursor(pool, s.schema, s.name, s.startNow);
       } else if (stored.storedBy !== token) {
         // Adopting the stored position never skips: whoever stored it delivered what it covers.
-        s.log(`${label}: another process stored this cursor meanwhile: two subscribers are using the name "${s.name}" and both receive every entry; give each its own name. Continuing from the stored position`);
+        s.log(`${label}: another process stored this cursor meanwhile: two subscribers are using the name "${s.name}", so each entry reaches at least one of them (some reach both); give each consumer its own name. Continuing from the stored position`);
         state = stored;
       } else {
         state = stored; // our own store went through, only its reply was lost
