@@ -14,11 +14,7 @@ CREATE INDEX log_entry_actor_idx ON log_entry (actor, id) WHERE actor IS NOT NUL
 -- one cid (bulk writes) in a few bytes each. Partial, like the actor index.
 CREATE INDEX log_entry_cid_idx ON log_entry (cid) WHERE cid IS NOT NULL;
 
--- History of one transaction. Transaction ids grow with time and entries are appended in
--- time order, so a BRIN index (a few bytes per 128 pages) finds a transaction's pages
--- without a B-tree entry per row. xid8 has no BRIN operator class; as bigint it does
--- (xid8 values stay far below 2^63).
-CREATE INDEX log_entry_txid_idx ON log_entry USING brin (((txid::text)::bigint)) WITH (pages_per_range = 32, autosummarize = on);
+-- One transaction's entries: the btree on txid from migration 2 (events) serves it.
 
 -- A BRIN index only helps for page ranges it has summarised; by default that waits for the
 -- next VACUUM, so the newest entries, which readers ask about most, were scanned in full.

@@ -20,7 +20,12 @@ export type AuditLogErrorCode =
   | 'INVALID_ARGUMENT'
   | 'NOT_FOUND'
   | 'REVERT_REFUSED'
-  | 'REVERT_CONFLICT';
+  | 'REVERT_CONFLICT'
+  | 'OPTIONS_INVALID'
+  | 'EVENTS_NOT_INSTALLED'
+  | 'LISTENER_FAILED'
+  | 'SUBSCRIBER_FAILED'
+  | 'HOOK_FAILED';
 
 /**
  * The one error type pg-auditlog throws. `code` is stable for programs; `message` says what

@@ -11,3 +11,4 @@ export {
   history, allHistory, getForObject, getForObjects, getEntry, describeEntry, describeEntries,
   stateAt, revert, logEvent, flush, report,
 } from './history';
+export { subscribe } from './events';

@@ -1,4 +1,5 @@
 // The whole public surface of pg-auditlog in one place; index.ts only re-exports.
+import type { AuditLogError } from './errors';
 
 /** A DML action captured by triggers. */
 export type CapturedAction = 'insert' | 'update' | 'delete' | 'truncate';
@@ -265,4 +266,67 @@ export interface AuditReport {
   byAction: ReportCount[];
   /** Key null for entries without an actor. */
   byActor: ReportCount[];
+}
+
+/** Which entries a subscriber receives; every filter given must match. */
+export interface EventFilter {
+  /** Tables as "schema.table" (SQL identifier rules; a bare name means public). Default: all. */
+  tables?: string[];
+  /** Actions (insert, update, delete, truncate or a custom verb). Default: all. */
+  actions?: string[];
+  /** Actors (the auditlog.actor of the writing session). Default: any, including none. */
+  actors?: string[];
+}
+
+export interface SubscribeOptions extends EventFilter {
+  /** PostgreSQL connection string. The subscriber opens two connections: LISTEN and queries. */
+  connectionString: string;
+  /**
+   * Name of the durable cursor, stored in <schema>.subscriber_cursor: a restarted subscriber
+   * continues where this name left off. Without a name the position lives in memory only
+   * (a tail), and the subscription starts at "now".
+   */
+  name?: string;
+  /** Audit schema. Default "auditlog". */
+  schema?: string;
+  /**
+   * Where a cursor seen for the first time starts: "beginning" (every entry in the log) or
+   * "now" (only entries committed from here on). Default "beginning" for a named cursor, "now"
+   * without a name. Ignored once the cursor exists.
+   */
+  startFrom?: 'beginning' | 'now';
+  /** Most entries per hook call. Default 500. */
+  batchSize?: number;
+  /** A batch is cut once its entries' stored size passes this (at least one entry). Default 16 MiB. */
+  maxBatchBytes?: number;
+  /** Look for entries even without a notification this often. Default 1000 ms. */
+  pollIntervalMs?: number;
+  /** Retry delays for a failing hook or lost connection. Default 100 ms doubling to 10 s. */
+  retry?: { minDelayMs?: number; maxDelayMs?: number };
+  /** Operational messages (connection lost/restored). Default: console.warn with a prefix. */
+  log?: (line: string) => void;
+}
+
+/**
+ * Receives a batch of committed entries, in id order, at least once each. Return (or resolve)
+ * only when they are handled: the cursor advances after that. Throw to have the batch retried.
+ */
+export type PostLogHook = (entries: LogEntry[]) => void | Promise<void>;
+
+export interface Subscription {
+  /** The cursor name, or undefined for an in-memory cursor. */
+  readonly name: string | undefined;
+  /**
+   * "error": a hook call failed (code HOOK_FAILED, retried with backoff) or the database could
+   * not be reached (retried forever). Without a listener these are written to `log`.
+   * "delivered": a batch was handled and the cursor moved past it.
+   */
+  on(event: 'error', listener: (err: AuditLogError) => void): this;
+  on(event: 'delivered', listener: (entries: LogEntry[]) => void): this;
+  off(event: 'error' | 'delivered', listener: (...args: any[]) => void): this;
+  /**
+   * Stops: waits for a hook call in progress to finish and its cursor to be stored, then closes
+   * both connections. A batch whose hook has not succeeded yet is delivered again next time.
+   */
+  close(): Promise<void>;
 }

@@ -1,3 +1,4 @@
+// Types for embedded-postgres.mjs, so TypeScript scripts can import it.
 export interface EmbeddedServer {
   connectionString: string;
   stop(): Promise<void>;

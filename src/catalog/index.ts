@@ -153,7 +153,11 @@ export async function findSimilarTables(client: ClientBase, name: QualifiedName)
   return rows;
 }
 
-/** Triggers whose function lives in the audit schema: what an installer left in place. */
+/**
+ * Triggers whose function lives in the audit schema: what an installer left in place.
+ * Triggers on the audit schema's own tables (the events NOTIFY on log_entry) belong to the
+ * migrations, not to a captured table, and the audit schema can never be captured itself.
+ */
 export async function readInstalledTriggers(client: ClientBase, auditSchema: string): Promise<InstalledTrigger[]> {
   const { rows } = await client.query<{
     schema: string; name: string; trigger: string; function_name: string; comment: string | null; enabled: boolean;
@@ -165,7 +169,7 @@ export async function readInstalledTriggers(client: ClientBase, auditSchema: str
      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
      JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
      JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
-     WHERE pn.nspname = $1 AND NOT t.tgisinternal AND t.tgparentid = 0
+     WHERE pn.nspname = $1 AND n.nspname <> $1 AND NOT t.tgisinternal AND t.tgparentid = 0
      ORDER BY 1, 2, 3`,
     [auditSchema],
   );

@@ -5,12 +5,15 @@ import { EXIT, parse, terminalIo, type Command, type Io } from './common';
 import { initCommand } from './commands/init';
 import { installCommand } from './commands/install';
 import { statusCommand } from './commands/status';
+import { tailCommand } from './commands/tail';
 import { uninstallCommand } from './commands/uninstall';
 import { historyCommand } from './commands/history';
 import { flushCommand } from './commands/flush';
 import { reportCommand } from './commands/report';
 
-const COMMANDS: Command[] = [initCommand, installCommand, statusCommand, uninstallCommand, historyCommand, flushCommand, reportCommand];
+const COMMANDS: Command[] = [
+  initCommand, installCommand, statusCommand, uninstallCommand, tailCommand, historyCommand, flushCommand, reportCommand,
+];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -52,7 +55,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
   } catch (err) {
     if (err instanceof AuditLogError) {
       io.err(`auditlog ${command.name}: ${err.message}`);
-      const usageErrors = ['CONFIG_NOT_FOUND', 'CONFIG_LOAD_FAILED', 'CONFIG_INVALID', 'NO_DATABASE_URL', 'CONFIRMATION_REQUIRED', 'INVALID_ARGUMENT'];
+      const usageErrors = ['CONFIG_NOT_FOUND', 'CONFIG_LOAD_FAILED', 'CONFIG_INVALID', 'NO_DATABASE_URL', 'CONFIRMATION_REQUIRED', 'INVALID_ARGUMENT', 'OPTIONS_INVALID'];
       return usageErrors.includes(err.code) ? EXIT.USAGE : EXIT.FAILURE;
     }
     const pgErr = err as { message?: string; code?: string; detail?: string; hint?: string };

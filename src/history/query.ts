@@ -1,6 +1,6 @@
 // Reading the log: one query builder for every filter, cursor pagination by entry id.
 // Each filter maps onto an index (see sql/3_history.sql): object → (table_name, object_pk, id),
-// actor → (actor, id), cid → (cid), txid → BRIN(txid), the rest → the primary key. A time
+// actor → (actor, id), cid → (cid), txid → (txid), the rest → the primary key. A time
 // window (since and until) is first turned into an id range through BRIN(ts), so a window
 // far in the past is not found by walking the primary key from the newest entry down.
 import type { HistoryOptions, HistoryPage, HistoryQuery, LogEntry, ObjectKey } from '../interfaces';
@@ -129,8 +129,7 @@ function filters(query: HistoryQuery): Filters {
   if (query.txid !== undefined) {
     const txid = String(query.txid);
     if (!/^\d{1,19}$/.test(txid)) throw invalid(`txid ${JSON.stringify(txid)} must be a transaction id (a positive integer)`);
-    // The same expression as the BRIN index on txid, so the planner can use it.
-    where.push(`(txid::text)::bigint = ${param(txid)}::bigint`);
+    where.push(`txid = ${param(txid)}::xid8`);  // the btree on txid (migration 2)
   }
   if (query.actions !== undefined) {
     if (!Array.isArray(query.actions) || query.actions.length === 0 || query.actions.some((a) => typeof a !== 'string')) {
