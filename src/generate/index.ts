@@ -143,6 +143,8 @@ function functionBody(auditSchema: string, plan: TablePlan): string {
     '  row_repr text;',
     '  row_snapshot jsonb;',
     'BEGIN',
+    // auditlog.disable, honoured only for the bypass role (sql/4_security.sql).
+    `  IF ${quoteIdent(auditSchema)}.capture_disabled(TG_TABLE_SCHEMA, TG_TABLE_NAME) THEN RETURN NULL; END IF;`,
     ...branches,
     '',
     `  INSERT INTO ${quoteIdent(auditSchema)}.log_entry`,
