@@ -3,6 +3,8 @@ export const PG = {
   UNDEFINED_TABLE: '42P01',
   UNDEFINED_OBJECT: '42704',
   INSUFFICIENT_PRIVILEGE: '42501',
+  DUPLICATE_OBJECT: '42710',
+  UNIQUE_VIOLATION: '23505',
 } as const;
 
 export type AuditLogErrorCode =
@@ -14,7 +16,9 @@ export type AuditLogErrorCode =
   | 'NAME_TOO_LONG'
   | 'NO_DATABASE_URL'
   | 'CONFIRMATION_REQUIRED'
-  | 'INSTALL_FAILED';
+  | 'INSTALL_FAILED'
+  | 'UNSAFE_ROLES'
+  | 'TAMPER_EVIDENCE_DISABLED';
 
 /**
  * The one error type pg-auditlog throws. `code` is stable for programs; `message` says what

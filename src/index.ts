@@ -7,3 +7,4 @@ export { validateConfig } from './config/validate';
 export { install, renderInstall, status, uninstall, type ConfigInput } from './install';
 export { withAuditSession, currentAuditContext } from './session';
 export { MASK } from './generate';
+export { seal, verify } from './security/verify';

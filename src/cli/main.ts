@@ -6,8 +6,9 @@ import { initCommand } from './commands/init';
 import { installCommand } from './commands/install';
 import { statusCommand } from './commands/status';
 import { uninstallCommand } from './commands/uninstall';
+import { verifyCommand } from './commands/verify';
 
-const COMMANDS: Command[] = [initCommand, installCommand, statusCommand, uninstallCommand];
+const COMMANDS: Command[] = [initCommand, installCommand, statusCommand, uninstallCommand, verifyCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -49,7 +50,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
   } catch (err) {
     if (err instanceof AuditLogError) {
       io.err(`auditlog ${command.name}: ${err.message}`);
-      const usageErrors = ['CONFIG_NOT_FOUND', 'CONFIG_LOAD_FAILED', 'CONFIG_INVALID', 'NO_DATABASE_URL', 'CONFIRMATION_REQUIRED'];
+      const usageErrors = ['CONFIG_NOT_FOUND', 'CONFIG_LOAD_FAILED', 'CONFIG_INVALID', 'NO_DATABASE_URL', 'CONFIRMATION_REQUIRED', 'TAMPER_EVIDENCE_DISABLED'];
       return usageErrors.includes(err.code) ? EXIT.USAGE : EXIT.FAILURE;
     }
     const pgErr = err as { message?: string; code?: string; detail?: string; hint?: string };

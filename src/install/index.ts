@@ -14,6 +14,8 @@ import type {
 } from '../interfaces';
 import { inTransaction } from '../db';
 import { applyMigrations, MIGRATIONS_DIR, pendingMigrationCount } from './migrations';
+import { applySecurity } from '../security/roles';
+import { validateRoleOverrides } from '../security/options';
 
 /** A config as written by the user, or one already validated. */
 export type ConfigInput = AuditConfig | NormalizedConfig;
@@ -133,6 +135,8 @@ export async function install(client: ClientBase, configInput: ConfigInput, opti
       result.pruned.push(name);
       log(`removed capture from ${name} (no longer in the config)`);
     }
+    const roles = { ...config.roles, ...validateRoleOverrides(options.roles) };
+    await applySecurity(client, config, roles, p.tables.map((t) => t.generated.table), log);
     return result;
   });
 }
