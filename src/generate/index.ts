@@ -2,7 +2,7 @@
 // hashed, reviewed with `auditlog install --dry-run`, and compared against golden files.
 import type { TablePlan } from '../config/resolve';
 import { COMMENT_PREFIX } from '../catalog';
-import { displayName, generatedName, qualified, quoteIdent, quoteLiteral, shortHash, type QualifiedName } from '../ident';
+import { commentText, displayName, generatedName, qualified, quoteIdent, quoteLiteral, shortHash, type QualifiedName } from '../ident';
 
 /** What a masked value is replaced with, in changes and snapshots. */
 export const MASK = '[masked]';
@@ -163,7 +163,7 @@ function header(plan: TablePlan): string {
     `-- ${displayName(plan.table)}: capture ${plan.actions.join(', ')}`,
     `-- tracked columns: ${tracked}`,
     `-- object_pk: ${plan.primaryKey.join(', ')}${plan.snapshot ? '; snapshot: yes' : ''}`,
-  ].join('\n');
+  ].map(commentText).join('\n');
 }
 
 /** SQL that creates the capture function and triggers for one table. */

@@ -8,7 +8,7 @@ import { COMMENT_PREFIX, readInstalledTriggers, schemaExists, tableKey, type Ins
 import { resolveConfig } from '../config/resolve';
 import { validateConfig, type NormalizedConfig } from '../config/validate';
 import { dropTableCapture, generateTable, type GeneratedTable } from '../generate';
-import { displayName, quoteIdent, type QualifiedName } from '../ident';
+import { commentText, displayName, quoteIdent, type QualifiedName } from '../ident';
 import type {
   AuditConfig, InstallOptions, InstallResult, StatusReport, TableStatus, UninstallOptions,
 } from '../interfaces';
@@ -165,10 +165,10 @@ export async function renderInstall(client: ClientBase, configInput: ConfigInput
   for (const t of p.tables) {
     const name = displayName(t.generated.table);
     if (t.state === 'installed') {
-      out.push('', `-- ${name}: up to date, unchanged`);
+      out.push('', commentText(`-- ${name}: up to date, unchanged`));
       continue;
     }
-    out.push('', `-- ${name}: ${t.state}${t.detail ? ` (${t.detail})` : ''}`);
+    out.push('', commentText(`-- ${name}: ${t.state}${t.detail ? ` (${t.detail})` : ''}`));
     if (t.existing.length > 0) {
       out.push(dropTableCapture(config.schema, t.generated.table, t.existing.map((e) => e.trigger), t.existing[0]!.functionName).trimEnd());
     }
@@ -176,7 +176,7 @@ export async function renderInstall(client: ClientBase, configInput: ConfigInput
   }
   for (const o of p.orphans) {
     const name = displayName(o.table);
-    out.push('', `-- ${name}: captured but no longer in the config`);
+    out.push('', commentText(`-- ${name}: captured but no longer in the config`));
     out.push(options.prune ? dropTableCapture(config.schema, o.table, o.triggers, o.functionName).trimEnd() : '-- (kept; --prune removes it)');
   }
   out.push('', 'COMMIT;', '');
