@@ -30,14 +30,16 @@ const FRAGMENTS = [
 ];
 const SYSTEM_COLUMNS = ['tableoid', 'xmin', 'cmin', 'xmax', 'cmax', 'ctid'];
 
+/** Not a lone UTF-16 surrogate: such a string has no UTF-8 form, so it cannot reach the server intact. */
+const wellFormed = (s: string) => !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
 const piece = fc.oneof(fc.constantFrom(...FRAGMENTS), fc.string({ unit: 'grapheme', minLength: 1, maxLength: 3 }));
 /** A name PostgreSQL accepts as a quoted identifier: 1–63 bytes, no NUL. */
 const identifier = fc.array(piece, { minLength: 1, maxLength: 4 })
   .map((parts) => parts.join(''))
-  .filter((s) => !s.includes('\0') && Buffer.byteLength(s, 'utf8') <= 63 && s.isWellFormed());
+  .filter((s) => !s.includes('\0') && Buffer.byteLength(s, 'utf8') <= 63 && wellFormed(s));
 const schemaName = identifier.filter((s) => !/^pg_/.test(s) && !['public', 'auditlog', 'information_schema'].includes(s));
 const columnName = identifier.filter((s) => !SYSTEM_COLUMNS.includes(s));
-const text = fc.oneof(fc.string({ unit: 'binary' }), fc.array(piece).map((p) => p.join(''))).filter((s) => s.isWellFormed());
+const text = fc.oneof(fc.string({ unit: 'binary' }), fc.array(piece).map((p) => p.join(''))).filter((s) => wellFormed(s));
 
 /** Config syntax for an exact column name: "…" with quotes doubled. */
 const configColumn = (name: string) => quoteIdent(name);

@@ -160,7 +160,7 @@ test('with log access "none" the app cannot read the log; capture still works', 
 
 test('install refuses an app role that owns an audited table, or is the owner role, and changes nothing', async () => {
   await db.sql(`CREATE TABLE app_owned (id int PRIMARY KEY); ALTER TABLE app_owned OWNER TO "${app}"`);
-  const attempt = (roles: object, tables: object) =>
+  const attempt = (roles: object, tables: Record<string, object>) =>
     db.withClient((c) => install(c, { tables }, { roles: { bypass, ...roles } }));
   await expect(attempt({ app, owner }, { ...config.tables, 'public.app_owned': {} })).rejects.toMatchObject({
     code: 'UNSAFE_ROLES', message: expect.stringContaining('owns audited table(s) public.app_owned'),

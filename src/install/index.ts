@@ -179,6 +179,8 @@ export async function renderInstall(client: ClientBase, configInput: ConfigInput
     out.push('', commentText(`-- ${name}: captured but no longer in the config`));
     out.push(options.prune ? dropTableCapture(config.schema, o.table, o.triggers, o.functionName).trimEnd() : '-- (kept; --prune removes it)');
   }
+  // Not rendered: they depend on the catalog at apply time (see src/security/roles.ts).
+  out.push('', '-- then, from the config: ownership, grants, bypass role, sealing index and tenant policy (docs/security.md)');
   out.push('', 'COMMIT;', '');
   return out.join('\n');
 }
