@@ -187,3 +187,58 @@ BEGIN
   END LOOP;
 END
 $$;
+
+-- DDL watch. A table's owner (often a DBA or migration role, not a superuser) can drop or
+-- disable its triggers. Event triggers, created by a superuser installer, record each such
+-- change as a 'ddl' entry, which is then sealed like any other. Superusers can still disable
+-- event triggers; verify reports that (security_setting.ddl_watch).
+ALTER TABLE security_setting ADD COLUMN ddl_watch boolean NOT NULL DEFAULT false;
+
+CREATE FUNCTION record_capture_ddl() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+  found jsonb;
+  r jsonb;
+BEGIN
+  IF TG_EVENT = 'sql_drop' THEN
+    -- Audit triggers dropped (by DROP TRIGGER, DROP FUNCTION … CASCADE, DROP TABLE …).
+    SELECT jsonb_agg(jsonb_build_object(
+             'table_schema', d.address_names[1], 'table_name', d.address_names[2], 'event', 'dropped',
+             'object_type', d.object_type, 'object', d.object_identity, 'direct', d.original))
+    INTO found
+    FROM pg_event_trigger_dropped_objects() d
+    WHERE d.object_type IN ('trigger', 'table')
+      AND (d.object_type = 'table' OR d.address_names[3] LIKE 'auditlog\_%')
+      AND EXISTS (SELECT 1 FROM tracked_table t
+                  WHERE t.table_schema = d.address_names[1] AND t.table_name = d.address_names[2]);
+  ELSE
+    -- Audit triggers left disabled, or firing only in replica mode, by ALTER TABLE.
+    SELECT jsonb_agg(jsonb_build_object(
+             'table_schema', n.nspname, 'table_name', c.relname, 'event', 'disabled',
+             'object', tg.tgname, 'state', tg.tgenabled))
+    INTO found
+    FROM pg_event_trigger_ddl_commands() cmd
+    JOIN pg_trigger tg ON tg.tgrelid = cmd.objid
+    JOIN pg_proc p ON p.oid = tg.tgfoid
+    JOIN pg_class c ON c.oid = tg.tgrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_namespace own ON own.oid = p.pronamespace AND own.nspname = current_schema()
+    WHERE cmd.object_type = 'table'
+      AND tg.tgenabled NOT IN ('O', 'A');
+  END IF;
+  FOR r IN SELECT value FROM jsonb_array_elements(coalesce(found, '[]')) LOOP
+    INSERT INTO log_entry (table_schema, table_name, action, actor, cid, remote_addr, db_user,
+                           application_name, additional_data, tenant_id)
+    VALUES (r->>'table_schema', r->>'table_name', 'ddl',
+            NULLIF(current_setting('auditlog.actor', true), ''),
+            NULLIF(current_setting('auditlog.cid', true), ''),
+            try_inet(NULLIF(current_setting('auditlog.remote_addr', true), '')),
+            invoking_user(),
+            NULLIF(current_setting('application_name'), ''),
+            (r - 'table_schema' - 'table_name') || jsonb_build_object('command', TG_TAG),
+            NULLIF(current_setting('auditlog.tenant', true), ''));
+  END LOOP;
+END
+$$;

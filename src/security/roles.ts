@@ -4,7 +4,7 @@
 import type { ClientBase } from 'pg';
 import type { NormalizedConfig, NormalizedRoles } from '../config/validate';
 import { AuditLogError, PG } from '../errors';
-import { displayName, quoteIdent, type QualifiedName } from '../ident';
+import { displayName, generatedName, quoteIdent, type QualifiedName } from '../ident';
 
 export const TENANT_POLICY = 'auditlog_tenant_isolation';
 export const SEAL_INDEX = 'log_entry_txid_idx';
@@ -170,6 +170,8 @@ export async function applySecurity(
     }
   }
 
+  await watchCaptureDdl(client, config.schema, log);
+
   // Sealing reads the log by transaction id; the index exists only when sealing is on, so
   // writers pay for it only then.
   const sealIndex = `${schema}.${quoteIdent(SEAL_INDEX)}`;
@@ -187,4 +189,32 @@ export async function applySecurity(
   } else {
     await client.query(`ALTER TABLE ${logTable} DISABLE ROW LEVEL SECURITY`);
   }
+}
+
+/**
+ * Event triggers that record dropped or disabled audit triggers as 'ddl' entries (see
+ * record_capture_ddl in sql/4_security.sql). Only a superuser may create event triggers; other
+ * installers get a note and verify does not expect them.
+ */
+async function watchCaptureDdl(client: ClientBase, schema: string, log: (line: string) => void): Promise<void> {
+  const fn = `${quoteIdent(schema)}.record_capture_ddl()`;
+  const { rows: [me] } = await client.query<{ superuser: boolean }>(
+    'SELECT rolsuper AS superuser FROM pg_catalog.pg_roles WHERE rolname = current_user');
+  if (!me?.superuser) {
+    log('note: not a superuser, so no event trigger records dropped or disabled audit triggers; status and verify still report them');
+    return;
+  }
+  const triggers = [
+    { name: generatedName('auditlog_ddl_drop', schema, schema), on: 'sql_drop', when: '' },
+    { name: generatedName('auditlog_ddl_alter', schema, schema), on: 'ddl_command_end', when: ` WHEN TAG IN ('ALTER TABLE')` },
+  ];
+  for (const t of triggers) {
+    const { rows } = await client.query('SELECT 1 FROM pg_catalog.pg_event_trigger WHERE evtname = $1', [t.name]);
+    if (rows.length === 0) {
+      await client.query(`CREATE EVENT TRIGGER ${quoteIdent(t.name)} ON ${t.on}${t.when} EXECUTE FUNCTION ${fn}`);
+    } else {
+      await client.query(`ALTER EVENT TRIGGER ${quoteIdent(t.name)} ENABLE`);
+    }
+  }
+  await client.query(`UPDATE ${quoteIdent(schema)}.security_setting SET ddl_watch = true`);
 }

@@ -70,6 +70,7 @@ export async function verify(client: ClientBase, configInput: AuditConfig | Norm
         });
       }
     }
+    problems.push(...await ddlWatchProblems(client, config.schema));
     const report = await status(client, config);
     await client.query('COMMIT');
     return {
@@ -84,4 +85,20 @@ export async function verify(client: ClientBase, configInput: AuditConfig | Norm
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;
   }
+}
+
+/** When install set up the DDL watch, its two event triggers must still exist and be enabled. */
+async function ddlWatchProblems(client: ClientBase, schema: string): Promise<VerifyProblem[]> {
+  const { rows: [setting] } = await client.query<{ ddl_watch: boolean }>(`SELECT ddl_watch FROM ${quoteIdent(schema)}.security_setting`);
+  if (!setting?.ddl_watch) return [];
+  const { rows } = await client.query<{ evtname: string; enabled: boolean }>(
+    `SELECT evtname, evtenabled <> 'D' AS enabled FROM pg_catalog.pg_event_trigger
+     WHERE evtfoid = pg_catalog.to_regprocedure($1)`, [`${quoteIdent(schema)}.record_capture_ddl()`]);
+  const problems: VerifyProblem[] = rows.filter((r) => !r.enabled).map((r) => ({
+    entryId: null, batch: null, problem: `ddl watch: event trigger ${r.evtname} is disabled (a superuser did it): run auditlog install`,
+  }));
+  if (rows.length < 2) {
+    problems.push({ entryId: null, batch: null, problem: 'ddl watch: an event trigger was dropped (a superuser did it): run auditlog install' });
+  }
+  return problems;
 }
