@@ -15,9 +15,9 @@ async function requireSealing(client: ClientBase, config: NormalizedConfig): Pro
   if (!config.tamperEvidence) {
     throw new AuditLogError('TAMPER_EVIDENCE_DISABLED', 'tamper evidence is off: set "tamperEvidence": true in the config and run auditlog install');
   }
-  const { rows } = await client.query<{ on: boolean | null }>(
-    `SELECT (SELECT tamper_evidence FROM ${quoteIdent(config.schema)}.security_setting) AS on
-     WHERE pg_catalog.to_regclass($1) IS NOT NULL`, [`${quoteIdent(config.schema)}.security_setting`]);
+  const table = `${quoteIdent(config.schema)}.security_setting`;
+  const { rows: [found] } = await client.query<{ present: boolean }>('SELECT pg_catalog.to_regclass($1) IS NOT NULL AS present', [table]);
+  const rows = found?.present ? (await client.query<{ on: boolean }>(`SELECT tamper_evidence AS on FROM ${table}`)).rows : [];
   if (rows[0]?.on !== true) {
     throw new AuditLogError('TAMPER_EVIDENCE_DISABLED', `the database has not enabled tamper evidence for schema "${config.schema}" yet: run auditlog install`);
   }
