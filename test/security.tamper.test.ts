@@ -132,6 +132,16 @@ test('writers never wait for a sealer holding its lock', async () => {
   expect(await sealEverything()).toMatchObject({ sealedTotal: 2, intact: true });
 });
 
+test('verify before install, or with tamperEvidence off, says what to do', async () => {
+  await expect(db.withClient((c) => verify(c, { ...config, schema: 'never_installed' }))).rejects.toMatchObject({
+    code: 'TAMPER_EVIDENCE_DISABLED', message: expect.stringContaining('run auditlog install'),
+  });
+  await expect(db.withClient((c) => verify(c, { tables: config.tables }))).rejects.toMatchObject({
+    code: 'TAMPER_EVIDENCE_DISABLED', message: expect.stringContaining('"tamperEvidence": true'),
+  });
+  await expect(db.withClient((c) => verify(c, config, { anchor: 'latest' }))).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+});
+
 test('auditlog verify: exit 0 when intact, 1 with the broken ids or a dropped trigger, 2 when off', async () => {
   const [a] = await writeNotes([1, 2]);
   await sealEverything();
