@@ -75,7 +75,7 @@ test('tables, schemas and columns with hostile names are captured under their ex
       } finally {
         await db.sql(`DROP SCHEMA ${quoteIdent(schema)} CASCADE`);
       }
-    }), { numRuns: 15 });
+    }), { numRuns: 10 });
 });
 
 test('a line break in a column name cannot turn the rest of the name into SQL', async () => {
@@ -116,7 +116,7 @@ test('context values of any text and shape are stored exactly, or rejected befor
       if (remoteAddr === '') expect(e!.remote_addr).toBeNull();
       else expect(e!.remote_addr).not.toBeNull();
       await canaryAlive();
-    }), { numRuns: 40 });
+    }), { numRuns: 30 });
 });
 
 test('raw settings the app sets itself, however malformed, never break its write', async () => {
@@ -139,7 +139,7 @@ test('raw settings the app sets itself, however malformed, never break its write
       try { parsed = JSON.parse(data); } catch { /* stays text */ }
       expect(JSON.stringify(insert.additional_data)).toBe(JSON.stringify(parsed));
     }
-  }), { numRuns: 25 });
+  }), { numRuns: 20 });
 });
 
 test('huge context values are stored whole', async () => {

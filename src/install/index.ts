@@ -6,7 +6,7 @@ import type { ClientBase } from 'pg';
 import { loadMigrationFiles } from 'postgres-migrations';
 import { COMMENT_PREFIX, readInstalledTriggers, schemaExists, tableKey, type InstalledTrigger } from '../catalog';
 import { resolveConfig } from '../config/resolve';
-import { validateConfig, type NormalizedConfig } from '../config/validate';
+import { DEFAULT_BYPASS_ROLE, validateConfig, type NormalizedConfig } from '../config/validate';
 import { dropTableCapture, generateTable, type GeneratedTable } from '../generate';
 import { commentText, displayName, quoteIdent, type QualifiedName } from '../ident';
 import type {
@@ -135,7 +135,9 @@ export async function install(client: ClientBase, configInput: ConfigInput, opti
       result.pruned.push(name);
       log(`removed capture from ${name} (no longer in the config)`);
     }
-    const roles = { ...config.roles, ...validateRoleOverrides(options.roles) };
+    // `roles` is absent from a NormalizedConfig built by hand (older callers).
+    const base = config.roles ?? { appReadsLog: true, bypass: DEFAULT_BYPASS_ROLE };
+    const roles = { ...base, ...validateRoleOverrides(options.roles) };
     await applySecurity(client, config, roles, p.tables.map((t) => t.generated.table), log);
     return result;
   });
