@@ -14,7 +14,7 @@ import type {
 } from '../interfaces';
 import { inTransaction } from '../db';
 import { applyMigrations, MIGRATIONS_DIR, pendingMigrationCount } from './migrations';
-import { applySecurity } from '../security/roles';
+import { applySecurity, ensureRoles } from '../security/roles';
 import { validateRoleOverrides } from '../security/options';
 
 /** A config as written by the user, or one already validated. */
@@ -103,6 +103,9 @@ async function record(client: ClientBase, config: NormalizedConfig, t: Generated
 export async function install(client: ClientBase, configInput: ConfigInput, options: InstallOptions = {}): Promise<InstallResult> {
   const config = normalize(configInput);
   const log = options.log ?? (() => undefined);
+  // `roles` is absent from a NormalizedConfig built by hand (older callers).
+  const roles = { ...(config.roles ?? { appReadsLog: true, bypass: DEFAULT_BYPASS_ROLE }), ...validateRoleOverrides(options.roles) };
+  await ensureRoles(client, roles);
   return inTransaction(client, async () => {
     await lockSchema(client, config.schema);
     const p = await plan(client, config);
@@ -135,9 +138,6 @@ export async function install(client: ClientBase, configInput: ConfigInput, opti
       result.pruned.push(name);
       log(`removed capture from ${name} (no longer in the config)`);
     }
-    // `roles` is absent from a NormalizedConfig built by hand (older callers).
-    const base = config.roles ?? { appReadsLog: true, bypass: DEFAULT_BYPASS_ROLE };
-    const roles = { ...base, ...validateRoleOverrides(options.roles) };
     await applySecurity(client, config, roles, p.tables.map((t) => t.generated.table), log);
     return result;
   });

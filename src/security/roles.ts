@@ -77,23 +77,21 @@ async function checkRoles(client: ClientBase, config: NormalizedConfig, roles: N
 }
 
 /**
- * CREATE ROLE … NOLOGIN unless it exists. Roles are cluster-wide, so a concurrent installer in
- * another database may create it first: that counts as success. Returns false when this
- * installer may not create roles.
+ * CREATE ROLE … NOLOGIN for the owner and bypass roles that do not exist yet. Runs before the
+ * install transaction, each in its own: roles are cluster-wide, a concurrent installer in
+ * another database may create one first (that counts as success), and only a transaction that
+ * starts after that commit is sure to see it. Lacking CREATEROLE is reported later, by
+ * applySecurity, when it finds a role missing.
  */
-async function ensureRole(client: ClientBase, name: string): Promise<boolean> {
-  if ((await roleFacts(client, name)).exists) return true;
-  await client.query('SAVEPOINT auditlog_create_role');
-  try {
-    await client.query(`CREATE ROLE ${quoteIdent(name)} NOLOGIN`);
-    await client.query('RELEASE SAVEPOINT auditlog_create_role');
-    return true;
-  } catch (err) {
-    await client.query('ROLLBACK TO SAVEPOINT auditlog_create_role');
-    const code = (err as { code?: string }).code;
-    if (code === PG.DUPLICATE_OBJECT || code === PG.UNIQUE_VIOLATION) return true;
-    if (code === PG.INSUFFICIENT_PRIVILEGE) return false;
-    throw err;
+export async function ensureRoles(client: ClientBase, roles: NormalizedRoles): Promise<void> {
+  for (const name of [roles.owner, roles.bypass]) {
+    if (name === undefined || (await roleFacts(client, name)).exists) continue;
+    try {
+      await client.query(`CREATE ROLE ${quoteIdent(name)} NOLOGIN`);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code !== PG.DUPLICATE_OBJECT && code !== PG.UNIQUE_VIOLATION && code !== PG.INSUFFICIENT_PRIVILEGE) throw err;
+    }
   }
 }
 
@@ -135,14 +133,14 @@ export async function applySecurity(
   await checkRoles(client, config, roles, tables);
 
   if (roles.owner !== undefined) {
-    if (!(await ensureRole(client, roles.owner))) {
+    if (!(await roleFacts(client, roles.owner)).exists) {
       throw new AuditLogError('UNSAFE_ROLES', `owner role "${roles.owner}" does not exist and this installer may not create roles: CREATE ROLE ${quoteIdent(roles.owner)} NOLOGIN first`);
     }
     await client.query(`ALTER SCHEMA ${schema} OWNER TO ${quoteIdent(roles.owner)}`);
   }
   await alignOwnership(client, config.schema);
 
-  if (await ensureRole(client, roles.bypass)) {
+  if ((await roleFacts(client, roles.bypass)).exists) {
     await client.query(`UPDATE ${schema}.security_setting SET bypass_role = $1, tamper_evidence = $2`, [roles.bypass, config.tamperEvidence]);
   } else {
     await client.query(`UPDATE ${schema}.security_setting SET bypass_role = NULL, tamper_evidence = $1`, [config.tamperEvidence]);
