@@ -142,6 +142,20 @@ test('raw settings the app sets itself, however malformed, never break its write
   }), { numRuns: 20 });
 });
 
+test('context data that is not a JSON object is rejected before anything is written', async () => {
+  await db.sql('TRUNCATE auditlog.log_entry');
+  const circular: Record<string, unknown> = {};
+  circular.self = circular;
+  const attempts: unknown[] = [{ n: BigInt(1) }, circular, 'a string', ['an', 'array'], 42];
+  for (const data of attempts) {
+    await expect(withAuditSession(db.pool, { data } as never, (c) => c.query(`INSERT INTO target (body) VALUES ('x')`)))
+      .rejects.toMatchObject({ code: 'CONTEXT_INVALID', message: expect.stringMatching(/data (must be a plain object|cannot be serialised)/) });
+  }
+  await expect(withAuditSession(db.pool, { actor: 'a\0b' }, async () => undefined))
+    .rejects.toMatchObject({ code: 'CONTEXT_INVALID', message: expect.stringContaining('actor contains a NUL character') });
+  expect(await db.entries()).toEqual([]);
+});
+
 test('huge context values are stored whole', async () => {
   await db.sql('TRUNCATE auditlog.log_entry');
   const actor = 'a'.repeat(1_000_000);

@@ -171,6 +171,18 @@ test('install refuses an app role that owns an audited table, or is the owner ro
   await expect(attempt({ app: roleName(db, 'nobody'), owner }, config.tables)).rejects.toMatchObject({
     code: 'UNSAFE_ROLES', message: expect.stringContaining('does not exist'),
   });
+  const su = roleName(db, 'su');
+  const rls = roleName(db, 'rls');
+  await db.sql(`CREATE ROLE "${su}" SUPERUSER NOLOGIN; CREATE ROLE "${rls}" BYPASSRLS NOLOGIN`);
+  try {
+    await expect(attempt({ app: su, owner }, config.tables)).rejects.toMatchObject({
+      code: 'UNSAFE_ROLES', message: expect.stringContaining('is a superuser'),
+    });
+    await expect(db.withClient((c) => install(c, { ...config, tenantIsolation: true }, { roles: { app: rls, owner, bypass } })))
+      .rejects.toMatchObject({ code: 'UNSAFE_ROLES', message: expect.stringContaining('has BYPASSRLS') });
+  } finally {
+    await dropRoles([su, rls]);
+  }
   const [{ n }] = await db.sql(`SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = 'app_owned'::regclass`);
   expect(n).toBe(0);
 });
