@@ -37,8 +37,9 @@ $$;
 CREATE TRIGGER notify_entry AFTER INSERT ON log_entry
   FOR EACH ROW EXECUTE FUNCTION notify_entry();
 
--- Subscribers look up entries by writing transaction; see subscriber_cursor.
-CREATE INDEX log_entry_txid_idx ON log_entry (txid);
+-- Entries by writing transaction: subscribers (see subscriber_cursor), history by transaction,
+-- and sealing (tamper evidence) in (txid, id) order.
+CREATE INDEX log_entry_txid_idx ON log_entry (txid, id);
 
 -- One row per named subscriber. Sequence ids do not commit in id order, so a position is not
 -- one id but a transaction horizon plus the entries already delivered above it:

@@ -7,12 +7,14 @@
 
 -- History of one actor, newest first, paged by id: (actor, id) gives the order directly.
 -- Partial: writes without an actor (migrations, psql, jobs) pay nothing.
-CREATE INDEX log_entry_actor_idx ON log_entry (actor, id) WHERE actor IS NOT NULL;
+-- Index entries are limited to about 2.7 kB, and an actor or cid is whatever the application
+-- sets: indexing a prefix means no value can make a write fail. Queries match prefix and value.
+CREATE INDEX log_entry_actor_idx ON log_entry (left(actor, 200), id) WHERE actor IS NOT NULL;
 
 -- History of one correlation id. A cid spans one request or job, so its entries are few and
 -- sorting them is cheap; a plain (cid) key lets B-tree deduplication store many entries of
 -- one cid (bulk writes) in a few bytes each. Partial, like the actor index.
-CREATE INDEX log_entry_cid_idx ON log_entry (cid) WHERE cid IS NOT NULL;
+CREATE INDEX log_entry_cid_idx ON log_entry (left(cid, 200)) WHERE cid IS NOT NULL;
 
 -- One transaction's entries: the btree on txid from migration 2 (events) serves it.
 

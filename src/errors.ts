@@ -5,6 +5,8 @@ export const PG = {
   UNDEFINED_FUNCTION: '42883',
   INSUFFICIENT_PRIVILEGE: '42501',
   IN_FAILED_TRANSACTION: '25P02',
+  DUPLICATE_OBJECT: '42710',
+  UNIQUE_VIOLATION: '23505',
 } as const;
 
 export type AuditLogErrorCode =
@@ -25,7 +27,9 @@ export type AuditLogErrorCode =
   | 'EVENTS_NOT_INSTALLED'
   | 'LISTENER_FAILED'
   | 'SUBSCRIBER_FAILED'
-  | 'HOOK_FAILED';
+  | 'HOOK_FAILED'
+  | 'UNSAFE_ROLES'
+  | 'TAMPER_EVIDENCE_DISABLED';
 
 /**
  * The one error type pg-auditlog throws. `code` is stable for programs; `message` says what

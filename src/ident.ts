@@ -10,10 +10,23 @@ export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
-/** Quote a string literal (standard_conforming_strings on: only ' needs doubling). */
+/**
+ * Quote a string literal the way quote_literal() does. A value with a backslash becomes an
+ * E'' literal with the backslash doubled, which reads the same whatever
+ * standard_conforming_strings is in the session that compiles the function body.
+ */
 export function quoteLiteral(value: string): string {
   if (value.includes('\0')) throw new Error(`literal contains a NUL byte: ${JSON.stringify(value)}`);
-  return `'${value.replace(/'/g, "''")}'`;
+  const quoted = value.replace(/'/g, "''");
+  return value.includes('\\') ? `E'${quoted.replace(/\\/g, '\\\\')}'` : `'${quoted}'`;
+}
+
+/**
+ * Text safe inside a `-- line comment`: a line break in a name would end the comment and turn
+ * the rest of the name into SQL, so CR and LF are shown escaped.
+ */
+export function commentText(text: string): string {
+  return text.replace(/\r/g, '\\r').replace(/\n/g, '\\n');
 }
 
 export interface QualifiedName {

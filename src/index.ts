@@ -12,3 +12,4 @@ export {
   stateAt, revert, logEvent, flush, report,
 } from './history';
 export { subscribe } from './events';
+export { seal, verify } from './security/verify';

@@ -50,6 +50,24 @@ export interface AuditConfig {
   includeAll?: IncludeAllConfig;
   /** Keyed by "schema.table" (SQL identifier syntax: unquoted parts fold to lower case). */
   tables?: Record<string, TableConfig>;
+  /** Who owns the log, who writes through it, who may switch capture off. See docs/security.md. */
+  roles?: RolesConfig;
+  /** Seal committed entries into a hash chain that `auditlog verify` checks. Default false. */
+  tamperEvidence?: boolean;
+  /** Row-level security on the log: non-owner roles read only their transaction's tenant. Default false. */
+  tenantIsolation?: boolean;
+}
+
+/** Role separation, applied by `auditlog install` (flags --owner-role, --app-role override). */
+export interface RolesConfig {
+  /** Owns the audit schema, its tables and the SECURITY DEFINER capture functions (created NOLOGIN if missing). */
+  owner?: string;
+  /** The application's login role: gets no write privilege on the log; must not own audited tables. */
+  app?: string;
+  /** Whether `app` may SELECT the log (filtered by tenantIsolation). Default true. */
+  appReadsLog?: boolean;
+  /** Members may switch capture off per transaction. Default "auditlog_bypass" (created if missing). */
+  bypass?: string;
 }
 
 /** Who and why, carried by transaction-local settings into every entry. */
@@ -62,6 +80,11 @@ export interface AuditContext {
   /** Any JSON-serialisable object, stored in additional_data. */
   data?: Record<string, unknown>;
   tenant?: string;
+  /**
+   * Switch capture off for this transaction (bulk imports). Honoured only when the database
+   * role is a member of the bypass role; otherwise ignored and recorded as `bypass_refused`.
+   */
+  disable?: boolean;
 }
 
 /** One row of auditlog.log_entry, as read by node-postgres. */
@@ -112,6 +135,8 @@ export interface StatusReport {
 export interface InstallOptions {
   /** Also remove capture from tables that are no longer in the config. */
   prune?: boolean;
+  /** Override the config's `roles` (the CLI's --owner-role, --app-role, --bypass-role flags). */
+  roles?: RolesConfig;
   /** Called with one line per step, for progress output. */
   log?: (line: string) => void;
 }
@@ -329,4 +354,32 @@ export interface Subscription {
    * both connections. A batch whose hook has not succeeded yet is delivered again next time.
    */
   close(): Promise<void>;
+}
+
+/** One finding of `verify`. `entryId` is null when a whole batch of seals is affected. */
+export interface VerifyProblem {
+  entryId: string | null;
+  batch: string | null;
+  problem: string;
+}
+
+export interface VerifyOptions {
+  /** Seal newly committed entries before checking (default true). */
+  seal?: boolean;
+  /** "batch:hexdigest" recorded earlier (outside the database): the chain must still contain it. */
+  anchor?: string;
+}
+
+export interface VerifyReport {
+  /** Entries sealed by this run. */
+  sealedNow: number;
+  /** Entries covered by the chain. */
+  sealedTotal: number;
+  /** The newest chain link, "batch:hexdigest": store it elsewhere and pass it back as `anchor`. */
+  head: string | null;
+  problems: VerifyProblem[];
+  /** Capture drift from `status` (dropped, disabled or outdated triggers). */
+  status: StatusReport;
+  /** No problem and no drift: `auditlog verify` exits 0. */
+  intact: boolean;
 }

@@ -59,7 +59,7 @@ test('reports every shape problem at once, each naming where and what to do', ()
   expect(error.code).toBe('CONFIG_INVALID');
   expect(error.message).toMatch(/^auditlog.config.json is invalid:/);
   expect(error.problems).toEqual([
-    'unknown key "tabels"; expected one of schema, mode, excludeFields, includeAll, tables',
+    'unknown key "tabels"; expected one of schema, mode, excludeFields, includeAll, tables, roles, tamperEvidence, tenantIsolation',
     '"schema" must be a non-empty schema name, e.g. "auditlog"',
     '"excludeFields" must be a list of names, e.g. ["updated_at"]',
     'tables["public.users"]: unknown key "exlude"; expected one of include, exclude, mask, mapping, objectRepr, snapshot, actions, primaryKey, mode',

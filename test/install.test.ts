@@ -172,7 +172,8 @@ describe('another audit schema, and uninstall', () => {
     const result = await db.withClient((c) => uninstall(c, 'Audit Trail'));
     expect(result.tables).toEqual(['public.notes']);
     expect(await triggerCount('notes')).toBe(0);
-    expect(await db.sql(`SELECT count(*)::int AS n FROM pg_proc WHERE pronamespace = '"Audit Trail"'::regnamespace AND proname LIKE 'capture%'`)).toEqual([{ n: 0 }]);
+    expect(await db.sql(`SELECT count(*)::int AS n FROM pg_proc WHERE pronamespace = '"Audit Trail"'::regnamespace
+                         AND obj_description(oid, 'pg_proc') LIKE 'pg-auditlog %'`)).toEqual([{ n: 0 }]);
     expect(await db.sql(`SELECT count(*)::int AS n FROM "Audit Trail".log_entry`)).toEqual([{ n: 1 }]);
     await db.sql(`INSERT INTO notes VALUES (2, 'not audited')`);
     await db.withClient((c) => uninstall(c, 'Audit Trail', { dropSchema: true }));

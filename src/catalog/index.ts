@@ -163,7 +163,9 @@ export async function readInstalledTriggers(client: ClientBase, auditSchema: str
     schema: string; name: string; trigger: string; function_name: string; comment: string | null; enabled: boolean;
   }>(
     `SELECT n.nspname AS schema, c.relname AS name, t.tgname AS trigger, p.proname AS function_name,
-            pg_catalog.obj_description(t.oid, 'pg_trigger') AS comment, t.tgenabled <> 'D' AS enabled
+            pg_catalog.obj_description(t.oid, 'pg_trigger') AS comment,
+            -- 'R' (ENABLE REPLICA) fires only when session_replication_role = replica: off for normal writes.
+            t.tgenabled IN ('O', 'A') AS enabled
      FROM pg_catalog.pg_trigger t
      JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace

@@ -4,9 +4,12 @@ import { displayName, parseColumnName, parseQualifiedName, type QualifiedName } 
 import type { CaptureMode, CapturedAction } from '../interfaces';
 
 export const ALL_ACTIONS: readonly CapturedAction[] = ['insert', 'update', 'delete', 'truncate'];
-const TOP_LEVEL_KEYS = ['schema', 'mode', 'excludeFields', 'includeAll', 'tables'];
+const TOP_LEVEL_KEYS = ['schema', 'mode', 'excludeFields', 'includeAll', 'tables', 'roles', 'tamperEvidence', 'tenantIsolation'];
 const MODES: readonly CaptureMode[] = ['row', 'statement'];
 export const DEFAULT_MODE: CaptureMode = 'statement';
+const ROLE_KEYS = ['owner', 'app', 'appReadsLog', 'bypass'];
+/** The bypass role when the config names none. Roles are cluster-wide: one serves every database. */
+export const DEFAULT_BYPASS_ROLE = 'auditlog_bypass';
 const TABLE_KEYS = ['include', 'exclude', 'mask', 'mapping', 'objectRepr', 'snapshot', 'actions', 'primaryKey', 'mode'];
 
 export interface NormalizedTableConfig {
@@ -32,6 +35,16 @@ export interface NormalizedConfig {
   includeAll?: { schemas: string[]; except: QualifiedName[] };
   /** Tables named explicitly under `tables`. */
   tables: NormalizedTableConfig[];
+  roles: NormalizedRoles;
+  tamperEvidence: boolean;
+  tenantIsolation: boolean;
+}
+
+export interface NormalizedRoles {
+  owner?: string;
+  app?: string;
+  appReadsLog: boolean;
+  bypass: string;
 }
 
 export function defaultTableConfig(table: QualifiedName): NormalizedTableConfig {
@@ -121,11 +134,51 @@ export function validateConfig(raw: unknown, source = 'config'): NormalizedConfi
     }
   }
 
+  const roles = validateRoles(raw.roles, problems);
+  const flag = (key: 'tamperEvidence' | 'tenantIsolation'): boolean => {
+    if (raw[key] === undefined) return false;
+    if (typeof raw[key] !== 'boolean') problems.push(`"${key}" must be true or false`);
+    return raw[key] === true;
+  };
+  const tamperEvidence = flag('tamperEvidence');
+  const tenantIsolation = flag('tenantIsolation');
+
   if (!includeAll && tables.length === 0 && problems.length === 0) {
     problems.push('nothing to audit: add tables under "tables" or set "includeAll"');
   }
   if (problems.length > 0) throw invalid(source, problems);
-  return { schema, mode, excludeFields, includeAll, tables };
+  return { schema, mode, excludeFields, includeAll, tables, roles, tamperEvidence, tenantIsolation };
+}
+
+/** A role name as PostgreSQL stores it: non-empty, no NUL, at most 63 bytes (longer is truncated). */
+export function roleNameProblem(value: unknown, where: string): string | undefined {
+  if (typeof value !== 'string' || value === '' || value.includes('\0')) return `${where} must be a role name`;
+  if (Buffer.byteLength(value, 'utf8') > 63) return `${where}: role name "${value}" is longer than 63 bytes`;
+  if (/^pg_/i.test(value)) return `${where}: "${value}": names starting with pg_ are reserved for PostgreSQL's own roles`;
+  return undefined;
+}
+
+function validateRoles(raw: unknown, problems: string[]): NormalizedRoles {
+  const out: NormalizedRoles = { appReadsLog: true, bypass: DEFAULT_BYPASS_ROLE };
+  if (raw === undefined) return out;
+  if (!isPlainObject(raw)) {
+    problems.push('"roles" must be an object like { "owner": "auditlog_owner", "app": "app_user" }');
+    return out;
+  }
+  for (const key of Object.keys(raw)) {
+    if (!ROLE_KEYS.includes(key)) problems.push(`roles: unknown key "${key}"; expected one of ${ROLE_KEYS.join(', ')}`);
+  }
+  for (const key of ['owner', 'app', 'bypass'] as const) {
+    if (raw[key] === undefined) continue;
+    const problem = roleNameProblem(raw[key], `roles.${key}`);
+    if (problem) problems.push(problem);
+    else out[key] = raw[key] as string;
+  }
+  if (raw.appReadsLog !== undefined) {
+    if (typeof raw.appReadsLog !== 'boolean') problems.push('roles.appReadsLog must be true or false');
+    else out.appReadsLog = raw.appReadsLog;
+  }
+  return out;
 }
 
 function validateTableConfig(

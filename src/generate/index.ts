@@ -7,7 +7,7 @@
 //   INSERT … SELECT writes every entry of the statement, context read once per statement.
 import type { ColumnPlan, TablePlan } from '../config/resolve';
 import { COMMENT_PREFIX } from '../catalog';
-import { displayName, generatedName, qualified, quoteIdent, quoteLiteral, shortHash, type QualifiedName } from '../ident';
+import { commentText, displayName, generatedName, qualified, quoteIdent, quoteLiteral, shortHash, type QualifiedName } from '../ident';
 import type { CaptureMode } from '../interfaces';
 
 /** What a masked value is replaced with, in changes and snapshots. */
@@ -128,6 +128,11 @@ function contextExpressions(auditSchema: string): Array<[string, string, string]
   ];
 }
 
+/** auditlog.disable, honoured only for the bypass role (sql/4_security.sql). */
+function bypassCheck(auditSchema: string): string {
+  return `  IF ${quoteIdent(auditSchema)}.capture_disabled(TG_TABLE_SCHEMA, TG_TABLE_NAME) THEN RETURN NULL; END IF;`;
+}
+
 // ---- row mode ---------------------------------------------------------------------------
 
 function rowBody(auditSchema: string, plan: TablePlan): string {
@@ -172,6 +177,7 @@ function rowBody(auditSchema: string, plan: TablePlan): string {
     '  row_repr text;',
     '  row_snapshot jsonb;',
     'BEGIN',
+    bypassCheck(auditSchema),
     ...branches,
     '',
     `  INSERT INTO ${quoteIdent(auditSchema)}.log_entry`,
@@ -242,6 +248,7 @@ function statementBody(auditSchema: string, plan: TablePlan): string {
     '  -- The context, read once per statement.',
     ...ctx.map(([name, type, expr]) => `  ${name} ${type} := ${expr};`),
     'BEGIN',
+    bypassCheck(auditSchema),
     ...branches,
     '  RETURN NULL;',
     'END',
@@ -257,7 +264,7 @@ function header(plan: TablePlan): string {
     `-- ${displayName(plan.table)}: capture ${plan.actions.join(', ')} (${plan.mode} mode)`,
     `-- tracked columns: ${tracked}`,
     `-- object_pk: ${plan.primaryKey.join(', ')}${plan.snapshot ? '; snapshot: yes' : ''}`,
-  ].join('\n');
+  ].map(commentText).join('\n');
 }
 
 function functionOptions(mode: CaptureMode): string[] {

@@ -124,8 +124,15 @@ function filters(query: HistoryQuery): Filters {
     if (typeof v !== 'string' || v === '') throw invalid(`${name} must be a non-empty string`);
     return v;
   };
-  if (query.actor !== undefined) where.push(`actor = ${param(text('actor', query.actor))}`);
-  if (query.cid !== undefined) where.push(`cid = ${param(text('cid', query.cid))}`);
+  // The indexes hold 200-character prefixes (see sql/3_history.sql): match the prefix, then the value.
+  if (query.actor !== undefined) {
+    const p = param(text('actor', query.actor));
+    where.push(`left(actor, 200) = left(${p}, 200)`, `actor = ${p}`);
+  }
+  if (query.cid !== undefined) {
+    const p = param(text('cid', query.cid));
+    where.push(`left(cid, 200) = left(${p}, 200)`, `cid = ${p}`);
+  }
   if (query.txid !== undefined) {
     const txid = String(query.txid);
     if (!/^\d{1,19}$/.test(txid)) throw invalid(`txid ${JSON.stringify(txid)} must be a transaction id (a positive integer)`);

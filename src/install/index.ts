@@ -6,15 +6,17 @@ import type { ClientBase } from 'pg';
 import { loadMigrationFiles } from 'postgres-migrations';
 import { COMMENT_PREFIX, readInstalledTriggers, schemaExists, tableKey, type InstalledTrigger } from '../catalog';
 import { resolveConfig, type TablePlan } from '../config/resolve';
-import { validateConfig, type NormalizedConfig } from '../config/validate';
+import { DEFAULT_BYPASS_ROLE, validateConfig, type NormalizedConfig } from '../config/validate';
 import { dropTableCapture, generateTable, type GeneratedTable } from '../generate';
-import { displayName, quoteIdent, type QualifiedName } from '../ident';
+import { commentText, displayName, quoteIdent, type QualifiedName } from '../ident';
 import type {
   AuditConfig, InstallOptions, InstallResult, StatusReport, TableStatus, UninstallOptions,
 } from '../interfaces';
 import { inTransaction } from '../db';
 import { ddlWatchInstalled, dropDdlWatch, ensureDdlWatch } from './ddl-watch';
 import { applyMigrations, MIGRATIONS_DIR, pendingMigrationCount } from './migrations';
+import { applySecurity, ensureRoles } from '../security/roles';
+import { validateRoleOverrides } from '../security/options';
 
 /** A config as written by the user, or one already validated. */
 export type ConfigInput = AuditConfig | NormalizedConfig;
@@ -109,6 +111,9 @@ async function record(client: ClientBase, schema: string, t: TablePlanState): Pr
 export async function install(client: ClientBase, configInput: ConfigInput, options: InstallOptions = {}): Promise<InstallResult> {
   const config = normalize(configInput);
   const log = options.log ?? (() => undefined);
+  // `roles` is absent from a NormalizedConfig built by hand (older callers).
+  const roles = { ...(config.roles ?? { appReadsLog: true, bypass: DEFAULT_BYPASS_ROLE }), ...validateRoleOverrides(options.roles) };
+  await ensureRoles(client, roles);
   return inTransaction(client, async () => {
     await lockSchema(client, config.schema);
     const p = await plan(client, config);
@@ -145,6 +150,7 @@ export async function install(client: ClientBase, configInput: ConfigInput, opti
       result.pruned.push(name);
       log(`removed capture from ${name} (no longer in the config)`);
     }
+    await applySecurity(client, config, roles, p.tables.map((t) => t.generated.table), log);
     return result;
   });
 }
@@ -178,10 +184,10 @@ export async function renderInstall(client: ClientBase, configInput: ConfigInput
   for (const t of p.tables) {
     const name = displayName(t.generated.table);
     if (t.state === 'installed') {
-      out.push('', `-- ${name}: up to date, unchanged`);
+      out.push('', commentText(`-- ${name}: up to date, unchanged`));
       continue;
     }
-    out.push('', `-- ${name}: ${t.state}${t.detail ? ` (${t.detail})` : ''}`);
+    out.push('', commentText(`-- ${name}: ${t.state}${t.detail ? ` (${t.detail})` : ''}`));
     if (t.existing.length > 0) {
       out.push(dropTableCapture(config.schema, t.generated.table, t.existing.map((e) => e.trigger), t.existing[0]!.functionName).trimEnd());
     }
@@ -189,9 +195,11 @@ export async function renderInstall(client: ClientBase, configInput: ConfigInput
   }
   for (const o of p.orphans) {
     const name = displayName(o.table);
-    out.push('', `-- ${name}: captured but no longer in the config`);
+    out.push('', commentText(`-- ${name}: captured but no longer in the config`));
     out.push(options.prune ? dropTableCapture(config.schema, o.table, o.triggers, o.functionName).trimEnd() : '-- (kept; --prune removes it)');
   }
+  // Not rendered: they depend on the catalog at apply time (see src/security/roles.ts).
+  out.push('', '-- then, from the config: ownership, grants, bypass role, sealing index and tenant policy (docs/security.md)');
   out.push('', 'COMMIT;', '');
   return out.join('\n');
 }

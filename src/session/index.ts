@@ -15,6 +15,8 @@ const SETTINGS = {
   remoteAddr: 'auditlog.remote_addr',
   data: 'auditlog.data',
   tenant: 'auditlog.tenant',
+  // Read by the capture triggers' bypass check; honoured only for the bypass role.
+  disable: 'auditlog.disable',
 } as const;
 type Key = keyof typeof SETTINGS;
 const KEYS = Object.keys(SETTINGS) as Key[];
@@ -71,7 +73,9 @@ export function contextToSettings(ctx: AuditContext): Record<Key, string> {
       if (data.includes('\\u0000')) problems.push('data contains a NUL character, which PostgreSQL jsonb cannot store');
     }
   }
+  if (ctx.disable !== undefined && typeof ctx.disable !== 'boolean') problems.push('disable must be true or false');
   const settings = {
+    disable: ctx.disable === true ? 'on' : '',
     actor: text('actor', ctx.actor),
     cid: text('cid', ctx.cid),
     remoteAddr,

@@ -21,6 +21,7 @@ DECLARE
   ctx_data jsonb := "auditlog".try_jsonb(NULLIF(current_setting('auditlog.data', true), ''));
   ctx_tenant text := NULLIF(current_setting('auditlog.tenant', true), '');
 BEGIN
+  IF "auditlog".capture_disabled(TG_TABLE_SCHEMA, TG_TABLE_NAME) THEN RETURN NULL; END IF;
   IF TG_OP = 'INSERT' THEN
     INSERT INTO "auditlog".log_entry
       (table_schema, table_name, object_pk, object_repr, action, changes, snapshot,
@@ -116,8 +117,8 @@ CREATE TRIGGER "auditlog_truncate_18f965ef"
   AFTER TRUNCATE ON "public"."users"
   FOR EACH STATEMENT EXECUTE FUNCTION "auditlog"."capture_public_users_14447575"();
 
-COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog 0471f43f84bc';
-COMMENT ON TRIGGER "auditlog_insert_18f965ef" ON "public"."users" IS 'pg-auditlog 0471f43f84bc';
-COMMENT ON TRIGGER "auditlog_update_18f965ef" ON "public"."users" IS 'pg-auditlog 0471f43f84bc';
-COMMENT ON TRIGGER "auditlog_delete_18f965ef" ON "public"."users" IS 'pg-auditlog 0471f43f84bc';
-COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog 0471f43f84bc';
+COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog e1595cd06776';
+COMMENT ON TRIGGER "auditlog_insert_18f965ef" ON "public"."users" IS 'pg-auditlog e1595cd06776';
+COMMENT ON TRIGGER "auditlog_update_18f965ef" ON "public"."users" IS 'pg-auditlog e1595cd06776';
+COMMENT ON TRIGGER "auditlog_delete_18f965ef" ON "public"."users" IS 'pg-auditlog e1595cd06776';
+COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog e1595cd06776';

@@ -16,15 +16,35 @@ Options:
   --dry-run           print the SQL it would run, change nothing
   --prune             also remove capture from tables no longer in the config (asks first)
   --yes               do not ask for confirmation
+  --owner-role NAME   role that owns the audit schema and runs the capture (config: roles.owner)
+  --app-role NAME     the application's role: may write audited tables, never the log (roles.app)
+  --log-access MODE   read (default) or none: may the app role SELECT the log (roles.appReadsLog)
+  --bypass-role NAME  members may switch capture off per transaction (roles.bypass)
 ${CONNECTION_HELP}`,
   options: {
     ...CONNECTION_OPTIONS,
     'dry-run': { type: 'boolean' },
     prune: { type: 'boolean' },
     yes: { type: 'boolean' },
+    'owner-role': { type: 'string' },
+    'app-role': { type: 'string' },
+    'log-access': { type: 'string' },
+    'bypass-role': { type: 'string' },
   },
   async run(values, _positionals, io) {
     const config = await loadConfig(values, io);
+    const logAccess = values['log-access'];
+    if (logAccess !== undefined && logAccess !== 'read' && logAccess !== 'none') {
+      io.err(`auditlog install: --log-access must be read or none, got "${String(logAccess)}"`);
+      return EXIT.USAGE;
+    }
+    // Flags over the config file.
+    const roles = {
+      owner: values['owner-role'] as string | undefined,
+      app: values['app-role'] as string | undefined,
+      bypass: values['bypass-role'] as string | undefined,
+      appReadsLog: logAccess === undefined ? undefined : logAccess === 'read',
+    };
     const url = databaseUrl(values, io);
     return withClient(url, async (client) => {
       if (values['dry-run']) {
@@ -35,7 +55,7 @@ ${CONNECTION_HELP}`,
         io.err('aborted');
         return EXIT.FAILURE;
       }
-      const result = await install(client, config, { prune: Boolean(values.prune), log: (line) => io.out(line) });
+      const result = await install(client, config, { prune: Boolean(values.prune), roles, log: (line) => io.out(line) });
       io.out(`done: ${result.installed.length} installed or updated, ${result.unchanged.length} unchanged` +
         `${result.pruned.length ? `, ${result.pruned.length} removed` : ''}` +
         `${result.migrationsApplied.length ? `, ${result.migrationsApplied.length} migration(s) applied` : ''}`);
