@@ -14,28 +14,34 @@ AS $$
               ELSE 'auditlog.events.' || md5(audit_schema) END
 $$;
 
--- Payload: entry id, table and action, as JSON. Each text part is cut to 200 characters, so
--- the payload stays far below PostgreSQL's 8000-byte limit whatever a (manual) entry holds:
--- a large row can never make the audited write fail. NOTIFY is sent at commit, and never for a
--- transaction that rolls back.
-CREATE FUNCTION notify_entry() RETURNS trigger
+-- Payload: the highest entry id, how many entries, table and action, as JSON: one notification
+-- per statement and (table, action), not per entry, so a bulk write of 100,000 rows queues one
+-- notification, not 100,000 (a per-row trigger here cost more than the whole log write). Each
+-- text part is cut to 200 characters, so the payload stays far below PostgreSQL's 8000-byte
+-- limit whatever a (manual) entry holds: a large row can never make the audited write fail.
+-- NOTIFY is sent at commit, and never for a transaction that rolls back.
+CREATE FUNCTION notify_entries() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 AS $$
 BEGIN
   PERFORM pg_notify(events_channel(TG_TABLE_SCHEMA), json_build_object(
-    'id', NEW.id,
-    'schema', left(NEW.table_schema, 200),
-    'table', left(NEW.table_name, 200),
-    'action', left(NEW.action, 200))::text);
+    'id', max(e.id),
+    'count', count(*),
+    'schema', left(e.table_schema, 200),
+    'table', left(e.table_name, 200),
+    'action', left(e.action, 200))::text)
+  FROM new_entries e
+  GROUP BY e.table_schema, e.table_name, e.action;
   RETURN NULL;
 END
 $$;
 
 -- On log_entry itself rather than in each generated capture function: manual entries (custom
 -- verbs) notify too, and the capture generator stays independent of events.
-CREATE TRIGGER notify_entry AFTER INSERT ON log_entry
-  FOR EACH ROW EXECUTE FUNCTION notify_entry();
+CREATE TRIGGER notify_entries AFTER INSERT ON log_entry
+  REFERENCING NEW TABLE AS new_entries
+  FOR EACH STATEMENT EXECUTE FUNCTION notify_entries();
 
 -- Entries by writing transaction: subscribers (see subscriber_cursor), history by transaction,
 -- and sealing (tamper evidence) in (txid, id) order.

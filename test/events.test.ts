@@ -54,7 +54,7 @@ async function maxId(): Promise<number> {
   return row.id;
 }
 
-test('the trigger notifies id, table and action at commit, and nothing for a rollback', async () => {
+test('the trigger notifies id, count, table and action at commit, and nothing for a rollback', async () => {
   await db.withClient(async (listener) => {
     const payloads: string[] = [];
     listener.on('notification', (n) => payloads.push(n.payload ?? ''));
@@ -69,8 +69,21 @@ test('the trigger notifies id, table and action at commit, and nothing for a rol
     await new Promise((r) => setTimeout(r, 100));
     const [entry] = await db.entries(`object_repr IS NULL AND changes->'email'->>1 = 'kept@example.com'`);
     expect(payloads.map((p) => JSON.parse(p))).toEqual([
-      { id: Number(entry!.id), schema: 'public', table: 'users', action: 'insert' },
+      { id: Number(entry!.id), count: 1, schema: 'public', table: 'users', action: 'insert' },
     ]);
+  });
+});
+
+test('a bulk statement sends one notification per table and action, not one per entry', async () => {
+  await db.withClient(async (listener) => {
+    const payloads: string[] = [];
+    listener.on('notification', (n) => payloads.push(n.payload ?? ''));
+    await listener.query('LISTEN "auditlog.events"');
+    await db.sql(`INSERT INTO users (email) SELECT 'bulk' || i || '@example.com' FROM generate_series(1, 500) i`);
+    await waitFor('a notification', () => payloads.length > 0);
+    await new Promise((r) => setTimeout(r, 100));
+    const [last] = await db.sql(`SELECT max(id)::int AS id FROM auditlog.log_entry`);
+    expect(payloads.map((p) => JSON.parse(p))).toEqual([{ id: last.id, count: 500, schema: 'public', table: 'users', action: 'insert' }]);
   });
 });
 
