@@ -204,7 +204,8 @@ async function main(): Promise<void> {
     const overhead = session.map((s, i) => s - plain[i]!);
     lines.push('', `withAuditSession() round trip: ${fmt(median(session), 0)} µs per transaction vs ${fmt(median(plain), 0)} µs for BEGIN/UPDATE/COMMIT ` +
       `on the same pooled connection: +${fmt(median(overhead), 0)} µs (${fmt(Math.min(...overhead), 0)}–${fmt(Math.max(...overhead), 0)}), one extra round trip (set_config).`);
-    lines.push(`single-row transactions: ${pgbench ? `pgbench (${path.basename(path.dirname(path.dirname(pgbench)))}), prepared statements` : 'Node clients (pgbench not found)'}, ${SECONDS} s per run.`);
+    const pgbenchVersion = pgbench ? execFileSync(pgbench, ['--version'], { encoding: 'utf8' }).trim() : '';
+    lines.push(`single-row transactions: ${pgbench ? `${pgbenchVersion}, prepared statements` : 'Node clients (pgbench not found)'}, ${SECONDS} s per run.`);
     console.log(lines.join('\n'));
   } finally {
     await client.end();
