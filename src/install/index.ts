@@ -199,7 +199,7 @@ export async function renderInstall(client: ClientBase, configInput: ConfigInput
     out.push(options.prune ? dropTableCapture(config.schema, o.table, o.triggers, o.functionName).trimEnd() : '-- (kept; --prune removes it)');
   }
   // Not rendered: they depend on the catalog at apply time (see src/security/roles.ts).
-  out.push('', '-- then, from the config: ownership, grants, bypass role, sealing index and tenant policy (docs/security.md)');
+  out.push('', '-- then, from the config: ownership, grants, bypass role, and tenant policy (README.md, Security)');
   out.push('', 'COMMIT;', '');
   return out.join('\n');
 }

@@ -1,20 +1,7 @@
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { CONFIG_FILE_NAMES } from '../../config/load';
 import { uninstall } from '../../install';
-import {
-  CONNECTION_HELP, CONNECTION_OPTIONS, EXIT, confirm, databaseUrl, loadConfig, withClient, type Command, type Io,
-} from '../common';
+import { CONNECTION_HELP, CONNECTION_OPTIONS, EXIT, auditSchema, confirm, databaseUrl, withClient, type Command } from '../common';
 
 export { uninstall };
-
-/** The audit schema: --schema, else the config's, else "auditlog". No config is needed. */
-async function schemaFor(values: Record<string, unknown>, io: Io): Promise<string> {
-  if (typeof values.schema === 'string') return values.schema;
-  const hasConfig = values.config !== undefined || CONFIG_FILE_NAMES.some((n) => existsSync(path.join(io.cwd, n)));
-  if (!hasConfig) return 'auditlog';
-  return (await loadConfig(values, io)).schema;
-}
 
 export const uninstallCommand: Command = {
   name: 'uninstall',
@@ -37,7 +24,7 @@ ${CONNECTION_HELP}`,
     yes: { type: 'boolean' },
   },
   async run(values, _positionals, io) {
-    const schema = await schemaFor(values, io);
+    const schema = await auditSchema(values, io);
     const url = databaseUrl(values, io);
     const dropSchema = Boolean(values['drop-schema']);
     const question = dropSchema
