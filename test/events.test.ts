@@ -2,6 +2,7 @@
 // failing hooks, lost connections and clean shutdown, against a real server.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
+import { Client } from 'pg';
 import { subscribe } from '../src';
 import { AuditLogError } from '../src/errors';
 import { MAX_DELIVERED_ABOVE_HORIZON } from '../src/events/cursor';
@@ -72,6 +73,34 @@ test('the trigger notifies id, count, table and action at commit, and nothing fo
       { id: Number(entry!.id), count: 1, schema: 'public', table: 'users', action: 'insert' },
     ]);
   });
+});
+
+test('concurrent transactions send one notification per 10 ms window, and every entry still arrives without polling', async () => {
+  const payloads: string[] = [];
+  await db.withClient(async (listener) => {
+    listener.on('notification', (n) => payloads.push(n.payload ?? ''));
+    await listener.query('LISTEN "auditlog.events"');
+    const { seen } = await collect({ pollIntervalMs: 600_000, startFrom: 'now' });
+    const before = await maxId();
+    // Twenty transactions whose writes all happen while each holds its transaction open, so
+    // most of them share a window with another one.
+    const clients = await Promise.all(Array.from({ length: 20 }, async () => {
+      const c = new Client(db.url);
+      await c.connect();
+      await c.query('BEGIN');
+      return c;
+    }));
+    try {
+      await Promise.all(clients.map((c, i) => c.query('INSERT INTO notes (body) VALUES ($1)', [`window ${i}`])));
+      await Promise.all(clients.map((c) => c.query('COMMIT')));
+    } finally {
+      await Promise.all(clients.map((c) => c.end()));
+    }
+    await waitFor('all twenty entries', () => seen.filter((e) => Number(e.id) > before).length === 20, 5_000);
+    expect(payloads.length).toBeGreaterThanOrEqual(1);
+    expect(payloads.length).toBeLessThan(20);
+  });
+  await db.sql(`DELETE FROM notes WHERE body LIKE 'window %'`); // other tests update every note
 });
 
 test('a bulk statement sends one notification per table and action, not one per entry', async () => {

@@ -8,7 +8,7 @@ import { parseQualifiedName } from '../ident';
 import type { LogEntry, PostLogHook, SubscribeOptions, Subscription } from '../interfaces';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff';
 import { advanceCursor, fetchBatch, loadCursor, openCursor, type CursorState } from './cursor';
-import { startListener, type NotificationPayload } from './listener';
+import { startListener } from './listener';
 import { channelSql, EVENTS_INSTALLED_SQL, type FilterParams } from './sql';
 
 /** With nothing to deliver, store the cursor at least this often, so its horizon keeps up. */
@@ -82,16 +82,13 @@ function validate(options: SubscribeOptions): Settings {
   return settings;
 }
 
-/** A notification for an entry this subscriber filters out needs no fetch. */
-function mayMatch(payload: NotificationPayload | undefined, filter: FilterParams): boolean {
-  if (!payload) return true;
-  if (filter.schemas && typeof payload.schema === 'string' && typeof payload.table === 'string') {
-    const hit = filter.schemas.some((s, i) => s === payload.schema && filter.names![i] === payload.table);
-    if (!hit) return false;
-  }
-  if (filter.actions && typeof payload.action === 'string' && !filter.actions.includes(payload.action)) return false;
-  return true;
-}
+/**
+ * After a notification, look again every TRAIL_STEP_MS for TRAIL_MS: only one transaction per
+ * 10 ms window notifies (sql/2_events.sql), so entries of a transaction that skipped and
+ * committed just after the notifier are found without waiting for the poll interval.
+ */
+const TRAIL_MS = 60;
+const TRAIL_STEP_MS = 10;
 
 function describe(err: unknown): string {
   const e = err as { message?: string; code?: string };
@@ -142,6 +139,7 @@ export async function subscribe(options: SubscribeOptions, hook: PostLogHook): P
   const closing = new AbortController();
   let pending = true; // catch up at start
   let waiter: AbortController | null = null;
+  let trailUntil = 0;
   const poke = () => {
     pending = true;
     waiter?.abort();
@@ -154,7 +152,8 @@ export async function subscribe(options: SubscribeOptions, hook: PostLogHook): P
       channel,
       backoff: s.backoff,
       log: (line) => s.log(`${label}: ${line}`),
-      onNotification: (payload) => { if (mayMatch(payload, s.filter)) poke(); },
+      // The payload names only the notifying statement, not every entry it wakes us for.
+      onNotification: () => { trailUntil = Date.now() + TRAIL_MS; poke(); },
       onReconnected: poke,
       onError: emitError,
     });
@@ -247,7 +246,7 @@ export async function subscribe(options: SubscribeOptions, hook: PostLogHook): P
       if (pending || closing.signal.aborted) continue;
       // poke() (a notification, a reconnect, close()) ends the wait early.
       waiter = new AbortController();
-      await sleep(s.pollIntervalMs, waiter.signal);
+      await sleep(Date.now() < trailUntil ? Math.min(TRAIL_STEP_MS, s.pollIntervalMs) : s.pollIntervalMs, waiter.signal);
       waiter = null;
     }
   }
