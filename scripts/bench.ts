@@ -203,7 +203,7 @@ async function main(): Promise<void> {
     lines.push(`| audit bytes on disk per one-column update entry (heap + indexes) | — | ${fmt(median(bytes.row), 0)} B | ${fmt(median(bytes.statement), 0)} B |`);
     const overhead = session.map((s, i) => s - plain[i]!);
     lines.push('', `withAuditSession() round trip: ${fmt(median(session), 0)} µs per transaction vs ${fmt(median(plain), 0)} µs for BEGIN/UPDATE/COMMIT ` +
-      `on the same pooled connection: +${fmt(median(overhead), 0)} µs (${fmt(Math.min(...overhead), 0)}–${fmt(Math.max(...overhead), 0)}), one extra round trip (set_config).`);
+      `on the same pooled connection: +${fmt(median(overhead), 0)} µs (${fmt(Math.min(...overhead), 0)}–${fmt(Math.max(...overhead), 0)}): the context settings, sent with BEGIN in the same round trip.`);
     const pgbenchVersion = pgbench ? execFileSync(pgbench, ['--version'], { encoding: 'utf8' }).trim() : '';
     lines.push(`single-row transactions: ${pgbench ? `${pgbenchVersion}, prepared statements` : 'Node clients (pgbench not found)'}, ${SECONDS} s per run.`);
     console.log(lines.join('\n'));

@@ -3,13 +3,14 @@ import type { ClientBase } from 'pg';
 
 /**
  * BEGIN, fn, COMMIT; ROLLBACK and rethrow if fn throws. `onBroken` hears of a connection that
- * could not even roll back: it must not go back to a pool.
+ * could not even roll back: it must not go back to a pool. `begin` may carry more statements to
+ * run in the same round trip (a simple-query string, no parameters).
  */
 export async function inTransaction<T>(
-  client: ClientBase, fn: () => Promise<T>, onBroken?: (err: Error) => void,
+  client: ClientBase, fn: () => Promise<T>, onBroken?: (err: Error) => void, begin = 'BEGIN',
 ): Promise<T> {
   try {
-    await client.query('BEGIN');
+    await client.query(begin);
   } catch (err) {
     onBroken?.(err as Error);
     throw err;

@@ -153,3 +153,20 @@ test('CIDR addresses and unusual but valid strings are stored as given', async (
     (c) => c.query('INSERT INTO accounts VALUES (40, 1)'));
   expect((await db.entries())[0]).toMatchObject({ actor, remote_addr: '192.168.0.0/16', additional_data: { s: "it's" } });
 });
+
+test('values with quotes and backslashes are stored exactly, whatever standard_conforming_strings says', async () => {
+  const actor = String.raw`o'neil\n\\x'; SELECT 1; --\'`;
+  for (const scs of ['on', 'off']) {
+    await db.sql('TRUNCATE auditlog.log_entry');
+    const client = new Client(db.url);
+    await client.connect();
+    try {
+      await client.query(`SET standard_conforming_strings = ${scs}`);
+      await withAuditSession(client, { actor, cid: '\\', data: { s: '\\\'' } }, (c) => c.query('INSERT INTO accounts VALUES (50, 1) ON CONFLICT DO NOTHING'));
+      await client.query('DELETE FROM accounts WHERE id = 50');
+    } finally {
+      await client.end();
+    }
+    expect((await db.entries())[0]).toMatchObject({ actor, cid: '\\', additional_data: { s: '\\\'' } });
+  }
+});

@@ -5,6 +5,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { isIP } from 'node:net';
 import type { Pool, PoolClient, ClientBase } from 'pg';
 import { inTransaction } from '../db';
+import { quoteLiteral } from '../ident';
 import { AuditLogError, PG } from '../errors';
 import type { AuditContext } from '../interfaces';
 
@@ -106,6 +107,15 @@ async function applySettings(client: ClientBase, settings: Record<Key, string>):
   );
 }
 
+/**
+ * BEGIN and the settings in one round trip: a simple-query string cannot carry parameters, so
+ * the values are quoted literals (quoteLiteral; NUL was rejected by contextToSettings).
+ */
+function beginWith(settings: Record<Key, string>): string {
+  const calls = KEYS.map((k) => `pg_catalog.set_config(${quoteLiteral(SETTINGS[k])}, ${quoteLiteral(settings[k])}, true)`);
+  return `BEGIN; SELECT ${calls.join(', ')}`;
+}
+
 /** Runs fn between SAVEPOINT and RELEASE (rolled back to the savepoint on throw). */
 async function inSavepoint<T>(client: ClientBase, fn: () => Promise<T>): Promise<T> {
   const name = `auditlog_session_${++savepointCounter}`;
@@ -157,10 +167,9 @@ export async function withAuditSession<T>(
     const client: PoolClient = await db.connect();
     let broken: Error | undefined;
     try {
-      return await inTransaction(client, async () => {
-        await applySettings(client, settings);
-        return active.run({ pool: db, client, context }, () => fn(client));
-      }, (err) => { broken = err; });
+      return await inTransaction(client,
+        () => active.run({ pool: db, client, context }, () => fn(client)),
+        (err) => { broken = err; }, beginWith(settings));
     } finally {
       // A connection that could not roll back is destroyed rather than handed to the next user.
       client.release(broken);
@@ -187,10 +196,7 @@ export async function withAuditSession<T>(
       }
     });
   }
-  return inTransaction(client, async () => {
-    await applySettings(client, settings);
-    return run();
-  });
+  return inTransaction(client, run, undefined, beginWith(settings));
 }
 
 async function readSettings(client: ClientBase): Promise<Record<Key, string>> {

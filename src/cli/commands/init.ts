@@ -13,6 +13,14 @@ export default defineConfig({
   // Columns never recorded, on any table that has them.
   excludeFields: ['updated_at'],
 
+  // 'statement' (default): one trigger call per statement, fast on bulk writes; 'row': one per row.
+  // mode: 'statement',
+
+  // Who owns the log and who only writes through it (see README, Security).
+  // roles: { owner: 'auditlog_owner', app: 'app_user' },
+  // tamperEvidence: true,   // hash-chain the log; check it with "auditlog verify"
+  // tenantIsolation: true,  // a role reads only the entries of the tenant set in its transaction
+
   // Audit every table of these schemas (each needs a primary key), except those listed.
   // includeAll: { schemas: ['public'], except: ['public.sessions'] },
 
