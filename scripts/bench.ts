@@ -152,6 +152,7 @@ async function main(): Promise<void> {
 
     // ---- withAuditSession round trip --------------------------------------------------
     const pool = new Pool({ connectionString: url, max: 1 });
+    pool.on('error', () => undefined); // an idle connection closed by the server at the end
     const plain: number[] = [];
     const session: number[] = [];
     const N = 2000;
