@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { Client } from 'pg';
 import { install } from '../src';
 import type { AuditConfig } from '../src/interfaces';
+import { openBenchDatabase } from './lib/bench-database';
 
 const { values: args } = parseArgs({
   options: { tables: { type: 'string', default: '500' }, 'database-url': { type: 'string' } },
@@ -16,21 +17,8 @@ const { values: args } = parseArgs({
 const TABLES = Number(args.tables);
 
 async function main(): Promise<void> {
-  let stop: (() => Promise<void>) | undefined;
-  let serverUrl = args['database-url'] ?? process.env.DATABASE_URL;
-  if (!serverUrl) {
-    const { startEmbeddedPostgres } = await import('./lib/embedded-postgres.mjs');
-    const server = await startEmbeddedPostgres({ durable: true });
-    serverUrl = server.connectionString;
-    stop = () => server.stop();
-  }
-  const dbName = `auditlog_bench_install_${process.pid}`;
-  const admin = new Client(serverUrl);
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${dbName}`);
-  const u = new URL(serverUrl);
-  u.pathname = `/${dbName}`;
-  const client = new Client(u.toString());
+  const db = await openBenchDatabase('auditlog_bench_install', args['database-url'] ?? process.env.DATABASE_URL);
+  const client = new Client(db.url);
   await client.connect();
   try {
     const tables: Record<string, object> = {};
@@ -51,9 +39,7 @@ async function main(): Promise<void> {
     await time(`reinstall after a config change on all ${TABLES}`, { tables: changed });
   } finally {
     await client.end();
-    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-    await admin.end();
-    await stop?.();
+    await db.close();
   }
 }
 

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client, Pool } from 'pg';
 import { install, withAuditSession } from '../src';
+import { openBenchDatabase } from './lib/bench-database';
 
 type Variant = 'none' | 'row' | 'statement';
 const VARIANTS: Variant[] = ['none', 'row', 'statement'];
@@ -64,23 +65,8 @@ function findPgbench(): string | null {
 }
 
 async function main(): Promise<void> {
-  let stopServer: (() => Promise<void>) | undefined;
-  let serverUrl = args['database-url'] ?? process.env.DATABASE_URL;
-  if (!serverUrl) {
-    const { startEmbeddedPostgres } = await import('./lib/embedded-postgres.mjs');
-    log('starting an embedded PostgreSQL…');
-    const server = await startEmbeddedPostgres({ durable: true });
-    serverUrl = server.connectionString;
-    stopServer = () => server.stop();
-  }
-  const dbName = `auditlog_bench_${process.pid}`;
-  const admin = new Client(serverUrl);
-  await admin.connect();
-  const version = (await admin.query('SHOW server_version')).rows[0].server_version as string;
-  await admin.query(`CREATE DATABASE ${dbName}`);
-  const u = new URL(serverUrl);
-  u.pathname = `/${dbName}`;
-  const url = u.toString();
+  const db = await openBenchDatabase('auditlog_bench', args['database-url'] ?? process.env.DATABASE_URL, log);
+  const { url, serverVersion: version } = db;
   const client = new Client(url);
   await client.connect();
 
@@ -210,9 +196,7 @@ async function main(): Promise<void> {
     console.log(lines.join('\n'));
   } finally {
     await client.end();
-    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-    await admin.end();
-    await stopServer?.();
+    await db.close();
   }
 }
 
