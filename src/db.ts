@@ -1,5 +1,13 @@
-// Small transaction helpers shared by the installer and the session wrapper.
-import type { ClientBase } from 'pg';
+// Small helpers shared by the installer, the session wrapper and the history functions.
+import type { ClientBase, Pool } from 'pg';
+
+/** A pool or a connected client: anything with query(). */
+export type Db = Pool | ClientBase;
+
+export function isPool(db: Db): db is Pool {
+  // A Pool has totalCount; a Client or PoolClient has not.
+  return typeof (db as Pool).totalCount === 'number';
+}
 
 /**
  * BEGIN, fn, COMMIT; ROLLBACK and rethrow if fn throws. `onBroken` hears of a connection that

@@ -1,17 +1,14 @@
 // What the history functions share: argument checks (tables, keys, instants), the audit
 // schema name, running writes inside the caller's audit session, reading table configs.
-import type { ClientBase, Pool } from 'pg';
+import type { ClientBase } from 'pg';
+import { isPool, type Db } from '../db';
 import { AuditLogError, PG } from '../errors';
 import { parseQualifiedName, quoteIdent, type QualifiedName } from '../ident';
 import type { HistoryOptions, ObjectKey } from '../interfaces';
 import { currentAuditContext, withAuditSession } from '../session';
 
-/** A pool or a connected client: anything with query(). */
-export type Db = Pool | ClientBase;
-
-export function isPool(db: Db): db is Pool {
-  return typeof (db as Pool).totalCount === 'number';
-}
+// History modules import Db from here.
+export type { Db };
 
 /** The quoted audit schema. */
 export function schemaOf(options: HistoryOptions | undefined): string {

@@ -4,7 +4,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { isIP } from 'node:net';
 import type { Pool, PoolClient, ClientBase } from 'pg';
-import { inTransaction } from '../db';
+import { inTransaction, isPool } from '../db';
 import { quoteLiteral } from '../ident';
 import { AuditLogError, PG } from '../errors';
 import type { AuditContext } from '../interfaces';
@@ -34,11 +34,6 @@ let savepointCounter = 0;
 /** The audit context of the withAuditSession() call the caller runs inside, if any. */
 export function currentAuditContext(): AuditContext | undefined {
   return active.getStore()?.context;
-}
-
-function isPool(db: Pool | ClientBase): db is Pool {
-  // A Pool has totalCount; a Client or PoolClient has not.
-  return typeof (db as Pool).totalCount === 'number';
 }
 
 /** Context → setting values ('' clears a setting), validated so a bad value fails here, clearly. */
