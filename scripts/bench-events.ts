@@ -9,12 +9,12 @@
 // Latency is measured in this process: from COMMIT returning to the writer, to the hook
 // receiving the entry (so it includes the NOTIFY, the fetch and the batch hand-off). Each run
 // starts from empty tables; writers, subscriber and server share this machine's CPUs.
-import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { Client, Pool } from 'pg';
 import { subscribe } from '../src/events';
 import { install } from '../src/install';
+import { openBenchDatabase } from './lib/bench-database';
 
 const { values } = parseArgs({
   options: {
@@ -109,23 +109,9 @@ async function run(url: string, writers: number, paced: boolean): Promise<Result
 }
 
 async function main() {
-  let url = values['database-url'];
-  let stopServer: (() => Promise<void>) | undefined;
-  if (!url) {
-    // ESM-only helper, loaded dynamically from this CommonJS script.
-    const { startEmbeddedPostgres } = await import('./lib/embedded-postgres.mjs');
-    const server = await startEmbeddedPostgres();
-    url = server.connectionString as string;
-    stopServer = server.stop;
-  }
-  const admin = new Client(url);
-  await admin.connect();
-  const version = (await admin.query('SHOW server_version')).rows[0].server_version;
-  const dbName = `auditlog_bench_${randomBytes(4).toString('hex')}`;
-  await admin.query(`CREATE DATABASE "${dbName}"`);
-  const benchUrl = new URL(url);
-  benchUrl.pathname = `/${dbName}`;
-  const target = benchUrl.toString();
+  // The embedded server runs with fsync off, as the published numbers were measured.
+  const db = await openBenchDatabase('auditlog_bench_events', values['database-url'], undefined, false);
+  const { url: target, serverVersion: version } = db;
   try {
     const c = new Client(target);
     await c.connect();
@@ -142,7 +128,7 @@ async function main() {
       }
     }
     const fmt = (n: number) => n.toFixed(1);
-    console.log(`\nPostgreSQL ${version}${stopServer ? ' (embedded, fsync off)' : ''}; Node ${process.version}; ` +
+    console.log(`\nPostgreSQL ${version}${db.embedded ? ' (embedded, fsync off)' : ''}; Node ${process.version}; ` +
       `${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim()}); ${SECONDS} s per run; ` +
       `${values.named ? 'named cursor (stored after every batch)' : 'in-memory cursor'}\n`);
     console.log('| writers | load | rows/tx | entries | delivered entries/s | commit→hook median (ms) | p99 (ms) |');
@@ -151,9 +137,7 @@ async function main() {
       console.log(`| ${r.writers} | ${r.mode} | ${r.rowsPerTx} | ${r.entries} | ${Math.round(r.perSecond).toLocaleString('en')} | ${fmt(r.median)} | ${fmt(r.p99)} |`);
     }
   } finally {
-    await admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
-    await admin.end();
-    await stopServer?.();
+    await db.close();
   }
 }
 

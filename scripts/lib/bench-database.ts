@@ -1,23 +1,25 @@
 // A throwaway database for a benchmark: on the server at `serverUrl`, or on an embedded
-// PostgreSQL started for the run (with production durability: fsync and synchronous commit on).
+// PostgreSQL started for the run (production durability unless `durable: false`).
 import { Client } from 'pg';
 
 export interface BenchDatabase {
   /** Connection string of the new database. */
   url: string;
   serverVersion: string;
+  /** Whether an embedded server was started for the run. */
+  embedded: boolean;
   /** Drops the database and stops the embedded server, if one was started. */
   close(): Promise<void>;
 }
 
 export async function openBenchDatabase(
-  name: string, serverUrl: string | undefined, log: (line: string) => void = () => undefined,
+  name: string, serverUrl: string | undefined, log: (line: string) => void = () => undefined, durable = true,
 ): Promise<BenchDatabase> {
   let stopServer: (() => Promise<void>) | undefined;
   if (!serverUrl) {
     const { startEmbeddedPostgres } = await import('./embedded-postgres.mjs');
     log('starting an embedded PostgreSQL…');
-    const server = await startEmbeddedPostgres({ durable: true });
+    const server = await startEmbeddedPostgres({ durable });
     serverUrl = server.connectionString;
     stopServer = () => server.stop();
   }
@@ -31,6 +33,7 @@ export async function openBenchDatabase(
   return {
     url: u.toString(),
     serverVersion,
+    embedded: stopServer !== undefined,
     async close() {
       await admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
       await admin.end();
