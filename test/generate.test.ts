@@ -9,10 +9,10 @@ import { createTestDatabase, type TestDatabase } from './helpers';
 const usersPlan: TablePlan = {
   table: { schema: 'public', name: 'users' },
   columns: [
-    { name: 'id', masked: false, compareAs: null, isArray: false },
-    { name: 'email', masked: false, compareAs: null, isArray: false },
-    { name: 'ssn', masked: true, compareAs: null, isArray: false },
-    { name: 'prefs', masked: false, compareAs: 'jsonb', isArray: false },
+    { name: 'id', masked: false, compareAs: null },
+    { name: 'email', masked: false, compareAs: null },
+    { name: 'ssn', masked: true, compareAs: null },
+    { name: 'prefs', masked: false, compareAs: 'jsonb' },
   ],
   primaryKey: ['id'],
   objectRepr: 'email',

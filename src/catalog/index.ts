@@ -11,8 +11,6 @@ export interface CatalogColumn {
    * stored); xml, geometric and composite types (which may hold json) as text; else directly.
    */
   compareAs: 'jsonb' | 'text' | null;
-  /** An array (or a domain over one): its [old, new] pair cannot be a two-element SQL array. */
-  isArray: boolean;
 }
 
 export interface CatalogTable extends QualifiedName {
@@ -51,8 +49,7 @@ comparison AS (
            WHEN bool_or(n.nspname = 'pg_catalog' AND t.typname IN ('xml', 'point', 'line', 'lseg', 'box', 'path', 'polygon', 'circle')) THEN 'text'
            WHEN bool_or(n.nspname = 'pg_catalog' AND t.typname = 'json')
              THEN CASE WHEN bool_or(t.typcategory = 'A') THEN 'text' ELSE 'jsonb' END
-         END AS compare_as,
-         bool_or(t.typcategory = 'A') AS is_array
+         END AS compare_as
   FROM type_parts p
   JOIN pg_catalog.pg_type t ON t.oid = p.cur
   JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
@@ -62,7 +59,7 @@ SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind,
        coalesce(json_agg(json_build_object(
          'name', a.attname,
          'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
-         'compareAs', cmp.compare_as, 'isArray', coalesce(cmp.is_array, false)) ORDER BY a.attnum) FILTER (WHERE a.attnum IS NOT NULL), '[]') AS columns,
+         'compareAs', cmp.compare_as) ORDER BY a.attnum) FILTER (WHERE a.attnum IS NOT NULL), '[]') AS columns,
        coalesce((SELECT json_agg(ka.attname ORDER BY k.ord)
                  FROM pg_catalog.pg_index i
                  CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)

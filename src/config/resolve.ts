@@ -12,7 +12,6 @@ export interface ColumnPlan {
   name: string;
   masked: boolean;
   compareAs: 'jsonb' | 'text' | null;
-  isArray: boolean;
 }
 
 /** Everything the generator needs for one table. */
@@ -116,7 +115,7 @@ function planTable(
   const exclude = new Set([...cfg.exclude, ...globalExclude.filter((c) => !include?.has(c))]);
   const columns = table.columns
     .filter((c) => (include ? include.has(c.name) : true) && !exclude.has(c.name))
-    .map((c) => ({ name: c.name, masked: cfg.mask.includes(c.name), compareAs: c.compareAs, isArray: c.isArray }));
+    .map((c) => ({ name: c.name, masked: cfg.mask.includes(c.name), compareAs: c.compareAs }));
   if (columns.length === 0) {
     problems.push(`${at}: every column of ${displayName(table)} is excluded; nothing would be recorded. Track at least one column`);
     return undefined;

@@ -20,6 +20,7 @@ DECLARE
   ctx_application_name text := NULLIF(current_setting('application_name'), '');
   ctx_data jsonb := "auditlog".try_jsonb(NULLIF(current_setting('auditlog.data', true), ''));
   ctx_tenant text := NULLIF(current_setting('auditlog.tenant', true), '');
+  entry_count bigint;
 BEGIN
   IF "auditlog".capture_disabled(TG_TABLE_SCHEMA, TG_TABLE_NAME) THEN RETURN NULL; END IF;
   IF TG_OP = 'INSERT' THEN
@@ -28,10 +29,10 @@ BEGIN
        actor, cid, remote_addr, db_user, application_name, additional_data, tenant_id)
     SELECT 'public', 'users', n."id"::text, n."email"::text, 'insert',
            jsonb_build_object(
-               'id', ARRAY[NULL, n."id"],
-               'email', ARRAY[NULL, n."email"],
-               'ssn', ARRAY[NULL, CASE WHEN n."ssn" IS NULL THEN NULL ELSE '[masked]' END],
-               'prefs', ARRAY[NULL, n."prefs"]),
+               'id', jsonb_build_array(NULL, n."id"),
+               'email', jsonb_build_array(NULL, n."email"),
+               'ssn', jsonb_build_array(NULL, CASE WHEN n."ssn" IS NULL THEN NULL ELSE '[masked]' END),
+               'prefs', jsonb_build_array(NULL, n."prefs")),
            jsonb_build_object(
                'id', n."id",
                'email', n."email",
@@ -56,16 +57,16 @@ BEGIN
                      'ssn', CASE WHEN n."ssn" IS NULL THEN NULL ELSE '[masked]' END,
                      'prefs', n."prefs") AS "auditlog_snapshot",
                  CASE WHEN o."id" IS DISTINCT FROM n."id"
-                   THEN jsonb_build_object('id', ARRAY[o."id", n."id"])
+                   THEN jsonb_build_object('id', jsonb_build_array(o."id", n."id"))
                    ELSE '{}'::jsonb END ||
                  CASE WHEN o."email" IS DISTINCT FROM n."email"
-                   THEN jsonb_build_object('email', ARRAY[o."email", n."email"])
+                   THEN jsonb_build_object('email', jsonb_build_array(o."email", n."email"))
                    ELSE '{}'::jsonb END ||
                  CASE WHEN o."ssn" IS DISTINCT FROM n."ssn"
-                   THEN jsonb_build_object('ssn', ARRAY[CASE WHEN o."ssn" IS NULL THEN NULL ELSE '[masked]' END, CASE WHEN n."ssn" IS NULL THEN NULL ELSE '[masked]' END])
+                   THEN jsonb_build_object('ssn', jsonb_build_array(CASE WHEN o."ssn" IS NULL THEN NULL ELSE '[masked]' END, CASE WHEN n."ssn" IS NULL THEN NULL ELSE '[masked]' END))
                    ELSE '{}'::jsonb END ||
                  CASE WHEN o."prefs"::jsonb IS DISTINCT FROM n."prefs"::jsonb
-                   THEN jsonb_build_object('prefs', ARRAY[o."prefs", n."prefs"])
+                   THEN jsonb_build_object('prefs', jsonb_build_array(o."prefs", n."prefs"))
                    ELSE '{}'::jsonb END AS "auditlog_diff"
           FROM (SELECT row_number() OVER () AS "auditlog_ordinal", * FROM old_rows) o
           JOIN (SELECT row_number() OVER () AS "auditlog_ordinal", * FROM new_rows) n ON n."auditlog_ordinal" = o."auditlog_ordinal"
@@ -77,10 +78,10 @@ BEGIN
        actor, cid, remote_addr, db_user, application_name, additional_data, tenant_id)
     SELECT 'public', 'users', o."id"::text, o."email"::text, 'delete',
            jsonb_build_object(
-               'id', ARRAY[o."id", NULL],
-               'email', ARRAY[o."email", NULL],
-               'ssn', ARRAY[CASE WHEN o."ssn" IS NULL THEN NULL ELSE '[masked]' END, NULL],
-               'prefs', ARRAY[o."prefs", NULL]),
+               'id', jsonb_build_array(o."id", NULL),
+               'email', jsonb_build_array(o."email", NULL),
+               'ssn', jsonb_build_array(CASE WHEN o."ssn" IS NULL THEN NULL ELSE '[masked]' END, NULL),
+               'prefs', jsonb_build_array(o."prefs", NULL)),
            jsonb_build_object(
                'id', o."id",
                'email', o."email",
@@ -93,6 +94,10 @@ BEGIN
       (table_schema, table_name, object_pk, object_repr, action, changes, snapshot,
        actor, cid, remote_addr, db_user, application_name, additional_data, tenant_id)
     VALUES ('public', 'users', NULL, NULL, 'truncate', NULL, NULL, ctx_actor, ctx_cid, ctx_remote_addr, ctx_db_user, ctx_application_name, ctx_data, ctx_tenant);
+  END IF;
+  GET DIAGNOSTICS entry_count = ROW_COUNT;
+  IF entry_count > 0 AND "auditlog".notify_turn('auditlog') THEN
+    PERFORM "auditlog".notify_entries(lastval(), entry_count, TG_TABLE_SCHEMA, TG_TABLE_NAME, lower(TG_OP));
   END IF;
   RETURN NULL;
 END
@@ -117,8 +122,8 @@ CREATE TRIGGER "auditlog_truncate_18f965ef"
   AFTER TRUNCATE ON "public"."users"
   FOR EACH STATEMENT EXECUTE FUNCTION "auditlog"."capture_public_users_14447575"();
 
-COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog e1595cd06776';
-COMMENT ON TRIGGER "auditlog_insert_18f965ef" ON "public"."users" IS 'pg-auditlog e1595cd06776';
-COMMENT ON TRIGGER "auditlog_update_18f965ef" ON "public"."users" IS 'pg-auditlog e1595cd06776';
-COMMENT ON TRIGGER "auditlog_delete_18f965ef" ON "public"."users" IS 'pg-auditlog e1595cd06776';
-COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog e1595cd06776';
+COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog 23c68999f80e';
+COMMENT ON TRIGGER "auditlog_insert_18f965ef" ON "public"."users" IS 'pg-auditlog 23c68999f80e';
+COMMENT ON TRIGGER "auditlog_update_18f965ef" ON "public"."users" IS 'pg-auditlog 23c68999f80e';
+COMMENT ON TRIGGER "auditlog_delete_18f965ef" ON "public"."users" IS 'pg-auditlog 23c68999f80e';
+COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog 23c68999f80e';

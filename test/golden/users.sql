@@ -13,14 +13,15 @@ DECLARE
   row_pk text;
   row_repr text;
   row_snapshot jsonb;
+  entry_count bigint;
 BEGIN
   IF "auditlog".capture_disabled(TG_TABLE_SCHEMA, TG_TABLE_NAME) THEN RETURN NULL; END IF;
   IF TG_OP = 'INSERT' THEN
     diff := jsonb_build_object(
-        'id', ARRAY[NULL, NEW."id"],
-        'email', ARRAY[NULL, NEW."email"],
-        'ssn', ARRAY[NULL, CASE WHEN NEW."ssn" IS NULL THEN NULL ELSE '[masked]' END],
-        'prefs', ARRAY[NULL, NEW."prefs"]);
+        'id', jsonb_build_array(NULL, NEW."id"),
+        'email', jsonb_build_array(NULL, NEW."email"),
+        'ssn', jsonb_build_array(NULL, CASE WHEN NEW."ssn" IS NULL THEN NULL ELSE '[masked]' END),
+        'prefs', jsonb_build_array(NULL, NEW."prefs"));
     row_pk := NEW."id"::text;
     row_repr := NEW."email"::text;
     row_snapshot := jsonb_build_object(
@@ -31,16 +32,16 @@ BEGIN
   ELSIF TG_OP = 'UPDATE' THEN
     diff := '{}'::jsonb;
     IF OLD."id" IS DISTINCT FROM NEW."id" THEN
-      diff := diff || jsonb_build_object('id', ARRAY[OLD."id", NEW."id"]);
+      diff := diff || jsonb_build_object('id', jsonb_build_array(OLD."id", NEW."id"));
     END IF;
     IF OLD."email" IS DISTINCT FROM NEW."email" THEN
-      diff := diff || jsonb_build_object('email', ARRAY[OLD."email", NEW."email"]);
+      diff := diff || jsonb_build_object('email', jsonb_build_array(OLD."email", NEW."email"));
     END IF;
     IF OLD."ssn" IS DISTINCT FROM NEW."ssn" THEN
-      diff := diff || jsonb_build_object('ssn', ARRAY[CASE WHEN OLD."ssn" IS NULL THEN NULL ELSE '[masked]' END, CASE WHEN NEW."ssn" IS NULL THEN NULL ELSE '[masked]' END]);
+      diff := diff || jsonb_build_object('ssn', jsonb_build_array(CASE WHEN OLD."ssn" IS NULL THEN NULL ELSE '[masked]' END, CASE WHEN NEW."ssn" IS NULL THEN NULL ELSE '[masked]' END));
     END IF;
     IF OLD."prefs"::jsonb IS DISTINCT FROM NEW."prefs"::jsonb THEN
-      diff := diff || jsonb_build_object('prefs', ARRAY[OLD."prefs", NEW."prefs"]);
+      diff := diff || jsonb_build_object('prefs', jsonb_build_array(OLD."prefs", NEW."prefs"));
     END IF;
     IF diff = '{}'::jsonb THEN
       RETURN NULL;  -- no tracked column changed: no entry
@@ -54,10 +55,10 @@ BEGIN
         'prefs', NEW."prefs");
   ELSIF TG_OP = 'DELETE' THEN
     diff := jsonb_build_object(
-        'id', ARRAY[OLD."id", NULL],
-        'email', ARRAY[OLD."email", NULL],
-        'ssn', ARRAY[CASE WHEN OLD."ssn" IS NULL THEN NULL ELSE '[masked]' END, NULL],
-        'prefs', ARRAY[OLD."prefs", NULL]);
+        'id', jsonb_build_array(OLD."id", NULL),
+        'email', jsonb_build_array(OLD."email", NULL),
+        'ssn', jsonb_build_array(CASE WHEN OLD."ssn" IS NULL THEN NULL ELSE '[masked]' END, NULL),
+        'prefs', jsonb_build_array(OLD."prefs", NULL));
     row_pk := OLD."id"::text;
     row_repr := OLD."email"::text;
     row_snapshot := jsonb_build_object(
@@ -86,6 +87,10 @@ BEGIN
           NULLIF(current_setting('application_name'), ''),
           "auditlog".try_jsonb(NULLIF(current_setting('auditlog.data', true), '')),
           NULLIF(current_setting('auditlog.tenant', true), ''));
+  GET DIAGNOSTICS entry_count = ROW_COUNT;
+  IF entry_count > 0 AND "auditlog".notify_turn('auditlog') THEN
+    PERFORM "auditlog".notify_entries(lastval(), entry_count, TG_TABLE_SCHEMA, TG_TABLE_NAME, lower(TG_OP));
+  END IF;
   RETURN NULL;
 END
 $capture$;
@@ -98,6 +103,6 @@ CREATE TRIGGER "auditlog_truncate_18f965ef"
   AFTER TRUNCATE ON "public"."users"
   FOR EACH STATEMENT EXECUTE FUNCTION "auditlog"."capture_public_users_14447575"();
 
-COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog c95c68e37c0f';
-COMMENT ON TRIGGER "auditlog_row_18f965ef" ON "public"."users" IS 'pg-auditlog c95c68e37c0f';
-COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog c95c68e37c0f';
+COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog 81148163ac31';
+COMMENT ON TRIGGER "auditlog_row_18f965ef" ON "public"."users" IS 'pg-auditlog 81148163ac31';
+COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog 81148163ac31';
