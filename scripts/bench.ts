@@ -2,7 +2,10 @@
 //
 //   npm run bench [-- --database-url URL] [--large] [--reps 3] [--seconds 5]
 //
-// One 8-column table per variant (no audit, row mode, statement mode) in a fresh database.
+// One 8-column table per variant in a fresh database: no audit; two reference triggers, the
+// floors the issue measured public audits against (a naive row trigger storing to_jsonb(OLD)
+// and to_jsonb(NEW), a naive statement trigger storing to_jsonb of each transition-table row,
+// both into a log table without indexes); pg-auditlog in row mode and in statement mode.
 // Bulk INSERT / UPDATE (one column) / DELETE of 100k rows (1M with --large), single-row UPDATE
 // and INSERT transactions from 2 and 8 clients (pgbench when installed, else Node clients), the
 // round-trip overhead of withAuditSession(), and audit bytes on disk per update entry.
@@ -17,9 +20,44 @@ import { Client, Pool } from 'pg';
 import { install, withAuditSession } from '../src';
 import { openBenchDatabase } from './lib/bench-database';
 
-type Variant = 'none' | 'row' | 'statement';
-const VARIANTS: Variant[] = ['none', 'row', 'statement'];
-const TABLE: Record<Variant, string> = { none: 't_none', row: 't_row', statement: 't_statement' };
+type Variant = 'none' | 'naive_row' | 'naive_statement' | 'row' | 'statement';
+const VARIANTS: Variant[] = ['none', 'naive_row', 'naive_statement', 'row', 'statement'];
+const TABLE: Record<Variant, string> = {
+  none: 't_none', naive_row: 't_naive_row', naive_statement: 't_naive_statement', row: 't_row', statement: 't_statement',
+};
+const HEADING: Record<Variant, string> = {
+  none: 'no audit', naive_row: 'naive row trigger (reference)', naive_statement: 'naive statement trigger (reference)',
+  row: 'pg-auditlog row mode', statement: 'pg-auditlog statement mode',
+};
+const byVariant = <T>(make: () => T) => Object.fromEntries(VARIANTS.map((v) => [v, make()])) as Record<Variant, T>;
+
+/** The reference triggers: what the issue calls naive, with a log table that has no index. */
+const NAIVE_SQL = `
+CREATE TABLE naive_log (old_row jsonb, new_row jsonb);
+CREATE FUNCTION naive_row_capture() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO naive_log VALUES (CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END, CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END);
+  RETURN NULL;
+END $$;
+CREATE TRIGGER naive AFTER INSERT OR UPDATE OR DELETE ON t_naive_row FOR EACH ROW EXECUTE FUNCTION naive_row_capture();
+CREATE FUNCTION naive_statement_capture() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO naive_log SELECT NULL, to_jsonb(n) FROM new_rows n;
+  ELSIF TG_OP = 'UPDATE' THEN
+    INSERT INTO naive_log SELECT to_jsonb(o), to_jsonb(n) FROM old_rows o JOIN new_rows n USING (id);
+  ELSE
+    INSERT INTO naive_log SELECT to_jsonb(o), NULL FROM old_rows o;
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER naive_insert AFTER INSERT ON t_naive_statement REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION naive_statement_capture();
+CREATE TRIGGER naive_update AFTER UPDATE ON t_naive_statement REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION naive_statement_capture();
+CREATE TRIGGER naive_delete AFTER DELETE ON t_naive_statement REFERENCING OLD TABLE AS old_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION naive_statement_capture();
+`;
 
 const { values: args } = parseArgs({
   options: {
@@ -77,30 +115,32 @@ async function main(): Promise<void> {
       await client.query(`CREATE SEQUENCE ${TABLE[v]}_ids START ${ROWS + 1}`);
     }
     await install(client, { tables: { 'public.t_row': { mode: 'row' }, 'public.t_statement': { mode: 'statement' } } });
+    await client.query(NAIVE_SQL);
 
     // ---- bulk statements --------------------------------------------------------------
     const bulk: Record<string, Record<Variant, number[]>> = {};
-    const bytes: Record<Variant, number[]> = { none: [], row: [], statement: [] };
+    const bytes = byVariant((): number[] => []);
     const record = (w: string, v: Variant, ms: number) => {
-      bulk[w] ??= { none: [], row: [], statement: [] };
+      bulk[w] ??= byVariant(() => []);
       bulk[w]![v].push(ms);
     };
-    const logSize = async () => Number((await client.query(`SELECT pg_total_relation_size('auditlog.log_entry') AS s`)).rows[0].s);
+    const logTable = (v: Variant) => (v.startsWith('naive') ? 'naive_log' : 'auditlog.log_entry');
+    const logSize = async (v: Variant) => Number((await client.query(`SELECT pg_total_relation_size($1) AS s`, [logTable(v)])).rows[0].s);
     for (let rep = 0; rep < REPS; rep++) {
       for (const v of rotate(VARIANTS, rep)) {
         const t = TABLE[v];
         log(`rep ${rep + 1}/${REPS}: bulk statements on ${v}`);
         await client.query(`TRUNCATE ${t}`);
-        await client.query('TRUNCATE auditlog.log_entry');
+        await client.query('TRUNCATE auditlog.log_entry, naive_log');
         await client.query('CHECKPOINT');
         record('insert', v, await timed(client, `INSERT INTO ${t}
           SELECT i, i, i, 'c' || i, md5(i::text), i / 100.0, now(), i % 2 = 0 FROM generate_series(1, ${ROWS}) i`));
         await client.query(`VACUUM ANALYZE ${t}`);
-        await client.query('VACUUM auditlog.log_entry');
-        const before = await logSize();
+        await client.query(`VACUUM ${logTable(v)}`);
+        const before = await logSize(v);
         await client.query('CHECKPOINT');
         record('update', v, await timed(client, `UPDATE ${t} SET b = b + 1`));
-        if (v !== 'none') bytes[v].push(((await logSize()) - before) / ROWS);
+        if (v !== 'none') bytes[v].push(((await logSize(v)) - before) / ROWS);
         await client.query('CHECKPOINT');
         record('delete', v, await timed(client, `DELETE FROM ${t}`));
       }
@@ -123,7 +163,7 @@ async function main(): Promise<void> {
           for (const op of ['update', 'insert']) {
             for (const v of rotate(VARIANTS, rep)) {
               const key = `${op}:${clients}`;
-              tps[key] ??= { none: [], row: [], statement: [] };
+              tps[key] ??= byVariant(() => []);
               log(`rep ${rep + 1}/${REPS}: single-row ${op}, ${clients} clients, ${v}`);
               await client.query('CHECKPOINT');
               tps[key]![v].push(pgbench
@@ -171,23 +211,27 @@ async function main(): Promise<void> {
       `pg-auditlog bench: PostgreSQL ${version}, ${os.cpus().length} cores (${cpu}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, ` +
         `${ROWS.toLocaleString('en')}-row 8-column table, ${REPS} interleaved repetitions, median (min–max)`,
       '',
-      '| workload | no audit | row mode | statement mode |',
-      '|---|---|---|---|',
+      `| workload | ${VARIANTS.map((v) => HEADING[v]).join(' | ')} |`,
+      `|---|${VARIANTS.map(() => '---').join('|')}|`,
     ];
+    const audited = VARIANTS.filter((v) => v !== 'none');
     const ratioCell = (base: number[], xs: number[], invert = false) => {
-      const ratios = xs.map((x, i) => (invert ? x / base[i]! : x / base[i]!));
+      const ratios = xs.map((x, i) => x / base[i]!);
       return `${fmt(median(ratios))}${invert ? '' : '×'} (${fmt(Math.min(...ratios))}–${fmt(Math.max(...ratios))})`;
     };
     for (const w of ['update', 'insert', 'delete']) {
       const b = bulk[w]!;
-      lines.push(`| bulk ${w.toUpperCase()}, one statement (time) | ${fmt(median(b.none), 0)} ms (${fmt(Math.min(...b.none), 0)}–${fmt(Math.max(...b.none), 0)}) | ${ratioCell(b.none, b.row)} | ${ratioCell(b.none, b.statement)} |`);
+      const base = `${fmt(median(b.none), 0)} ms (${fmt(Math.min(...b.none), 0)}–${fmt(Math.max(...b.none), 0)})`;
+      lines.push(`| bulk ${w.toUpperCase()}, one statement (time) | ${[base, ...audited.map((v) => ratioCell(b.none, b[v]))].join(' | ')} |`);
     }
     for (const key of Object.keys(tps)) {
       const [op, clients] = key.split(':');
       const t = tps[key]!;
-      lines.push(`| single-row ${op!.toUpperCase()} transactions, ${clients} clients (TPS) | ${fmt(median(t.none), 0)} TPS | ${ratioCell(t.none, t.row, true)} | ${ratioCell(t.none, t.statement, true)} |`);
+      const base = `${fmt(median(t.none), 0)} TPS`;
+      lines.push(`| single-row ${op!.toUpperCase()} transactions, ${clients} clients (TPS) | ${[base, ...audited.map((v) => ratioCell(t.none, t[v], true))].join(' | ')} |`);
     }
-    lines.push(`| audit bytes on disk per one-column update entry (heap + indexes) | — | ${fmt(median(bytes.row), 0)} B | ${fmt(median(bytes.statement), 0)} B |`);
+    lines.push(`| log bytes on disk per one-column update (heap + indexes) | ${['—', ...audited.map((v) => `${fmt(median(bytes[v]), 0)} B`)].join(' | ')} |`);
+    lines.push('', 'The reference triggers store whole rows and have no index, no context and no diff; pg-auditlog stores the diff with the full log contract (id, txid, context columns, object-history, transaction and time indexes).');
     const overhead = session.map((s, i) => s - plain[i]!);
     lines.push('', `withAuditSession() round trip: ${fmt(median(session), 0)} µs per transaction vs ${fmt(median(plain), 0)} µs for BEGIN/UPDATE/COMMIT ` +
       `on the same pooled connection: +${fmt(median(overhead), 0)} µs (${fmt(Math.min(...overhead), 0)}–${fmt(Math.max(...overhead), 0)}): the context settings, sent with BEGIN in the same round trip.`);
