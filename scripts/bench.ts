@@ -215,9 +215,9 @@ async function main(): Promise<void> {
       `|---|${VARIANTS.map(() => '---').join('|')}|`,
     ];
     const audited = VARIANTS.filter((v) => v !== 'none');
-    const ratioCell = (base: number[], xs: number[], invert = false) => {
+    const ratioCell = (base: number[], xs: number[], unit = '×') => {
       const ratios = xs.map((x, i) => x / base[i]!);
-      return `${fmt(median(ratios))}${invert ? '' : '×'} (${fmt(Math.min(...ratios))}–${fmt(Math.max(...ratios))})`;
+      return `${fmt(median(ratios))}${unit} (${fmt(Math.min(...ratios))}–${fmt(Math.max(...ratios))})`;
     };
     for (const w of ['update', 'insert', 'delete']) {
       const b = bulk[w]!;
@@ -228,7 +228,7 @@ async function main(): Promise<void> {
       const [op, clients] = key.split(':');
       const t = tps[key]!;
       const base = `${fmt(median(t.none), 0)} TPS`;
-      lines.push(`| single-row ${op!.toUpperCase()} transactions, ${clients} clients (TPS) | ${[base, ...audited.map((v) => ratioCell(t.none, t[v], true))].join(' | ')} |`);
+      lines.push(`| single-row ${op!.toUpperCase()} transactions, ${clients} clients (TPS) | ${[base, ...audited.map((v) => ratioCell(t.none, t[v], ''))].join(' | ')} |`);
     }
     lines.push(`| log bytes on disk per one-column update (heap + indexes) | ${['—', ...audited.map((v) => `${fmt(median(bytes[v]), 0)} B`)].join(' | ')} |`);
     lines.push('', 'The reference triggers store whole rows and have no index, no context and no diff; pg-auditlog stores the diff with the full log contract (id, txid, context columns, object-history, transaction and time indexes).');

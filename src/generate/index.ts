@@ -136,13 +136,15 @@ function bypassCheck(auditSchema: string): string {
 /**
  * After the INSERT: wake event subscribers. notify_turn() is inlined (sql/5_notify-from-capture.sql):
  * a settings read and at most one advisory-lock attempt; one transaction per 10 ms window sends.
+ * Row mode writes exactly one entry per call, so only statement mode asks how many.
  */
-function notifyCheck(auditSchema: string): string[] {
+function notifyCheck(auditSchema: string, mode: CaptureMode): string[] {
   const schema = quoteIdent(auditSchema);
+  const count = mode === 'row' ? '1' : 'entry_count';
   return [
-    '  GET DIAGNOSTICS entry_count = ROW_COUNT;',
-    `  IF entry_count > 0 AND ${schema}.notify_turn(${quoteLiteral(auditSchema)}) THEN`,
-    `    PERFORM ${schema}.notify_entries(lastval(), entry_count, TG_TABLE_SCHEMA, TG_TABLE_NAME, lower(TG_OP));`,
+    ...(mode === 'row' ? [] : ['  GET DIAGNOSTICS entry_count = ROW_COUNT;']),
+    `  IF ${mode === 'row' ? '' : 'entry_count > 0 AND '}${schema}.notify_turn(${quoteLiteral(auditSchema)}) THEN`,
+    `    PERFORM ${schema}.notify_entries(lastval(), ${count}, TG_TABLE_SCHEMA, TG_TABLE_NAME, lower(TG_OP));`,
     '  END IF;',
   ];
 }
@@ -190,7 +192,6 @@ function rowBody(auditSchema: string, plan: TablePlan): string {
     '  row_pk text;',
     '  row_repr text;',
     '  row_snapshot jsonb;',
-    '  entry_count bigint;',
     'BEGIN',
     bypassCheck(auditSchema),
     ...branches,
@@ -198,7 +199,7 @@ function rowBody(auditSchema: string, plan: TablePlan): string {
     `  INSERT INTO ${quoteIdent(auditSchema)}.log_entry`,
     ...LOG_COLUMNS.map((l) => `    ${l}`),
     `  VALUES (${values.join(',\n          ')});`,
-    ...notifyCheck(auditSchema),
+    ...notifyCheck(auditSchema, 'row'),
     '  RETURN NULL;',
     'END',
     '',
@@ -262,7 +263,7 @@ function statementBody(auditSchema: string, plan: TablePlan): string {
     'BEGIN',
     bypassCheck(auditSchema),
     ...branches,
-    ...notifyCheck(auditSchema),
+    ...notifyCheck(auditSchema, 'statement'),
     '  RETURN NULL;',
     'END',
     '',

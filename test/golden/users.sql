@@ -13,7 +13,6 @@ DECLARE
   row_pk text;
   row_repr text;
   row_snapshot jsonb;
-  entry_count bigint;
 BEGIN
   IF "auditlog".capture_disabled(TG_TABLE_SCHEMA, TG_TABLE_NAME) THEN RETURN NULL; END IF;
   IF TG_OP = 'INSERT' THEN
@@ -87,9 +86,8 @@ BEGIN
           NULLIF(current_setting('application_name'), ''),
           "auditlog".try_jsonb(NULLIF(current_setting('auditlog.data', true), '')),
           NULLIF(current_setting('auditlog.tenant', true), ''));
-  GET DIAGNOSTICS entry_count = ROW_COUNT;
-  IF entry_count > 0 AND "auditlog".notify_turn('auditlog') THEN
-    PERFORM "auditlog".notify_entries(lastval(), entry_count, TG_TABLE_SCHEMA, TG_TABLE_NAME, lower(TG_OP));
+  IF "auditlog".notify_turn('auditlog') THEN
+    PERFORM "auditlog".notify_entries(lastval(), 1, TG_TABLE_SCHEMA, TG_TABLE_NAME, lower(TG_OP));
   END IF;
   RETURN NULL;
 END
@@ -103,6 +101,6 @@ CREATE TRIGGER "auditlog_truncate_18f965ef"
   AFTER TRUNCATE ON "public"."users"
   FOR EACH STATEMENT EXECUTE FUNCTION "auditlog"."capture_public_users_14447575"();
 
-COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog 81148163ac31';
-COMMENT ON TRIGGER "auditlog_row_18f965ef" ON "public"."users" IS 'pg-auditlog 81148163ac31';
-COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog 81148163ac31';
+COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog 7393b2b77569';
+COMMENT ON TRIGGER "auditlog_row_18f965ef" ON "public"."users" IS 'pg-auditlog 7393b2b77569';
+COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog 7393b2b77569';
