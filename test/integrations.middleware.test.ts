@@ -93,7 +93,7 @@ describe('Express + Kysely', () => {
     const res = await fetch(`${expressUrl}/users/1`, { method: 'POST', headers: { 'x-user': 'alice' } });
     const cid = res.headers.get('x-correlation-id');
     expect(cid).toMatch(/^[0-9a-f-]{36}$/);
-    const body = await res.json();
+    const body = (await res.json()) as any;
     expect(body.context).toMatchObject({ actor: 'alice', cid, remoteAddr: '127.0.0.1', data: { method: 'POST', route: '/users/:id' } });
     const entries = await db.entries();
     expect(entries).toHaveLength(2);
@@ -114,13 +114,13 @@ describe('Express + Kysely', () => {
 
   it('takes X-Forwarded-For only from a trusted proxy, skipping trusted hops', async () => {
     const res = await fetch(`${expressUrl}/users/1`, { method: 'POST', headers: { 'x-forwarded-for': '203.0.113.9, 127.0.0.1' } });
-    expect((await res.json()).context.remoteAddr).toBe('203.0.113.9');
+    expect(((await res.json()) as any).context.remoteAddr).toBe('203.0.113.9');
     expect((await db.entries())[0]!.remote_addr).toBe('203.0.113.9');
   });
 
   it('puts the active span\'s trace id in additional_data', async () => {
     const res = await fetch(`${expressUrl}/users/1`, { method: 'POST', headers: { 'x-user': 'tracy', 'x-traced': '1' } });
-    const { traceId } = await res.json();
+    const { traceId } = (await res.json()) as any;
     expect(traceId).toMatch(/^[0-9a-f]{32}$/);
     for (const e of await db.entries()) expect(e.additional_data).toMatchObject({ trace_id: traceId });
   });
@@ -142,7 +142,7 @@ describe('Fastify + Drizzle', () => {
       body: JSON.stringify({ a: 1 }),
     });
     expect(res.headers.get('x-request-id')).toBe('req-77');
-    const body = await res.json();
+    const body = (await res.json()) as any;
     expect(body).toMatchObject({ body: { a: 1 }, context: { actor: 'fay', cid: 'req-77', data: { method: 'POST', route: '/items/:id' } } });
     const entries = await db.entries();
     expect(entries.map((e) => [e.actor, e.cid])).toEqual([['fay', 'req-77'], ['fay', 'req-77']]);

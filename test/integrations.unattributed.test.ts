@@ -45,7 +45,7 @@ describe.each(['s', 'r'])('%s mode', (m) => {
 
   it('warn: the write succeeds and PostgreSQL sends a WARNING naming the table', async () => {
     const notices = await db.withClient(async (c) => {
-      const seen: Array<{ severity?: string; message: string }> = [];
+      const seen: Array<{ severity?: string; message?: string }> = [];
       c.on('notice', (n) => seen.push({ severity: (n as any).severity, message: n.message }));
       await c.query(`INSERT INTO ${warn} VALUES (1, 'x')`);
       await c.query(`BEGIN; SET LOCAL auditlog.actor = 'bob'; UPDATE ${warn} SET v = 'y'; COMMIT`);

@@ -172,8 +172,10 @@ const RESOURCE = Symbol('pg-auditlog.asyncResource');
  * because body parsing runs outside the request's async context.
  */
 export function fastifyAuditContext(
-  fastify: FastifyLike, options: FastifyAuditContextOptions, done: (err?: Error) => void,
+  // Typed loosely so that a FastifyInstance of any Fastify version is accepted by register().
+  instance: any, options: FastifyAuditContextOptions, done: (err?: Error) => void,
 ): void {
+  const fastify = instance as FastifyLike;
   let prepared: Prepared<FastifyRequestLike>;
   try {
     prepared = prepare(options as AuditContextOptions<FastifyRequestLike>, 'fastifyAuditContext');
