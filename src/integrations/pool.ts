@@ -185,22 +185,7 @@ class ClientState {
   readonly proxy: PoolClient;
 
   constructor(private readonly raw: RawClient) {
-    const query = this.query.bind(this);
-    const bound = new Map<PropertyKey, unknown>();
-    this.proxy = new Proxy(raw, {
-      get(target, prop) {
-        if (prop === 'query') return query;
-        if (prop === AUDITED) return true;
-        const value = Reflect.get(target, prop, target);
-        if (typeof value !== 'function') return value;
-        let fn = bound.get(prop) as { original: unknown; bound: unknown } | undefined;
-        if (!fn || fn.original !== value) {
-          fn = { original: value, bound: (value as (...a: unknown[]) => unknown).bind(target) };
-          bound.set(prop, fn);
-        }
-        return fn.bound;
-      },
-    });
+    this.proxy = overlay(raw, { query: this.query.bind(this) });
   }
 
   private resync(): void {
@@ -297,6 +282,28 @@ class ClientState {
   }
 }
 
+/**
+ * A Proxy that answers `overrides` itself and everything else from `target`, methods bound to
+ * the target (so pg's own internals never run through the proxy). Marked as audited.
+ */
+function overlay<T extends object>(target: T, overrides: Record<string, unknown>): T {
+  const bound = new Map<PropertyKey, { original: unknown; bound: unknown }>();
+  return new Proxy(target, {
+    get(t, prop) {
+      if (typeof prop === 'string' && Object.hasOwn(overrides, prop)) return overrides[prop];
+      if (prop === AUDITED) return true;
+      const value = Reflect.get(t, prop, t);
+      if (typeof value !== 'function') return value;
+      let fn = bound.get(prop);
+      if (!fn || fn.original !== value) {
+        fn = { original: value, bound: (value as (...a: unknown[]) => unknown).bind(t) };
+        bound.set(prop, fn);
+      }
+      return fn.bound;
+    },
+  });
+}
+
 const states = new WeakMap<object, ClientState>();
 
 function wrapClient(raw: PoolClient): PoolClient {
@@ -320,7 +327,6 @@ function stateOf(raw: PoolClient): ClientState {
  */
 export function auditPool<P extends Pool>(pool: P): P {
   if ((pool as unknown as Record<symbol, unknown>)[AUDITED]) return pool;
-  const bound = new Map<PropertyKey, { original: unknown; bound: unknown }>();
 
   function connect(callback?: (err: Error | undefined, client?: PoolClient, release?: (err?: Error | boolean) => void) => void): unknown {
     if (typeof callback === 'function') {
@@ -364,21 +370,7 @@ export function auditPool<P extends Pool>(pool: P): P {
     return promise;
   }
 
-  return new Proxy(pool, {
-    get(target, prop) {
-      if (prop === 'connect') return connect;
-      if (prop === 'query') return query;
-      if (prop === AUDITED) return true;
-      const value = Reflect.get(target, prop, target);
-      if (typeof value !== 'function') return value;
-      let fn = bound.get(prop);
-      if (!fn || fn.original !== value) {
-        fn = { original: value, bound: (value as (...a: unknown[]) => unknown).bind(target) };
-        bound.set(prop, fn);
-      }
-      return fn.bound;
-    },
-  });
+  return overlay(pool, { connect, query });
 }
 
 /** For drivers that set the context themselves (postgres.js): names and values of the settings. */
