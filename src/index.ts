@@ -9,7 +9,9 @@ export { withAuditSession, currentAuditContext } from './session';
 export { MASK } from './generate';
 export {
   history, allHistory, getForObject, getForObjects, getEntry, describeEntry, describeEntries,
-  stateAt, revert, logEvent, flush, report,
+  stateAt, revert, logEvent, flush, report, searchHistory,
 } from './history';
 export { subscribe } from './events';
 export { seal, verify } from './security/verify';
+export { auditViewer } from './viewer';
+export { serveViewer } from './viewer/server';
