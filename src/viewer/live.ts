@@ -35,6 +35,8 @@ export function liveHub(options: LiveOptions): LiveHub {
     ).then(
       (s) => {
         s.on('error', (err) => options.log(`live updates: ${err.message}`));
+        // The subscription starts at "now": let every stream look once for what came before.
+        for (const wake of waiters) wake();
         return s;
       },
       (err: Error) => {
