@@ -4,8 +4,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ClientBase } from 'pg';
 import { AuditLogError } from '../errors';
-import { describeEntries, getEntry, history, searchHistory, stateAt } from '../history';
-import type { AuditViewer, DisplayEntry, HistoryQuery, ViewerOptions } from '../interfaces';
+import { describeEntries, describeEntry, getEntry, history, searchHistory, stateAt } from '../history';
+import type { AuditViewer, DisplayEntry, HistoryQuery, LogEntry, ViewerOptions } from '../interfaces';
 import { assets } from './assets';
 import { tokenCheck } from './auth';
 import { readOnly } from './db';
@@ -86,6 +86,24 @@ function historyQuery(schema: string, f: Filters, query: URLSearchParams, pageSi
   return q;
 }
 
+/**
+ * Entries with display names. A role that may read the log but not the capture config
+ * (the app role of roles.app) still gets its entries: column names, masks by their marker.
+ */
+async function describe(db: ClientBase, entries: LogEntry[], schema: string): Promise<DisplayEntry[]> {
+  if (entries.length === 0) return [];
+  await db.query('SAVEPOINT auditlog_describe');
+  try {
+    const out = await describeEntries(db, entries, { schema });
+    await db.query('RELEASE SAVEPOINT auditlog_describe');
+    return out;
+  } catch (err) {
+    if ((err as { code?: string }).code !== '42501') throw err;
+    await db.query('ROLLBACK TO SAVEPOINT auditlog_describe');
+    return entries.map((e) => describeEntry(e));
+  }
+}
+
 function decodeSegment(text: string): string {
   try {
     return decodeURIComponent(text);
@@ -123,7 +141,7 @@ export function auditViewer(options: ViewerOptions): AuditViewer {
     const hq = historyQuery(schema, filters, query, pageSize);
     return read(req, async (db) => {
       const page = filters.q !== undefined ? await searchHistory(db, { ...hq, text: filters.q }) : { ...(await history(db, hq)), partial: false, scanned: undefined };
-      return { filters, ...page, entries: await describeEntries(db, page.entries, { schema }) };
+      return { filters, ...page, entries: await describe(db, page.entries, schema) };
     });
   }
 
@@ -133,7 +151,7 @@ export function auditViewer(options: ViewerOptions): AuditViewer {
     return read(req, async (db) => {
       const page = await history(db, { schema, table, objectPk: pk, limit: pageSize, ...(cursor ? { cursor } : {}) });
       const state = await stateAt(db, table, pk, at ?? new Date(), { schema });
-      const entries = await describeEntries(db, page.entries, { schema });
+      const entries = await describe(db, page.entries, schema);
       return { at, state, entries, nextCursor: page.nextCursor };
     });
   }
@@ -166,7 +184,7 @@ export function auditViewer(options: ViewerOptions): AuditViewer {
           again = false;
           const page = await read(req, async (db) => {
             const p = await history(db, { ...base0, order: 'oldest', cursor: last });
-            return { ...p, entries: await describeEntries(db, p.entries, { schema }) };
+            return { ...p, entries: await describe(db, p.entries, schema) };
           });
           for (const e of page.entries) {
             last = e.id;
@@ -235,7 +253,7 @@ export function auditViewer(options: ViewerOptions): AuditViewer {
       if (!/^\d{1,19}$/.test(id)) throw new HttpError(404, 'NOT_FOUND', `no log entry ${JSON.stringify(id)}: entry ids are positive integers`);
       const entry = await read(req, async (db) => {
         const e = await getEntry(db, id, { schema });
-        return e === null ? null : (await describeEntries(db, [e], { schema }))[0]!;
+        return e === null ? null : (await describe(db, [e], schema))[0]!;
       });
       if (entry === null) throw new HttpError(404, 'NOT_FOUND', `log entry ${id} does not exist (or this viewer's database role may not see it)`);
       if (api) sendJson(req, res, 200, entry);
@@ -276,7 +294,8 @@ export function auditViewer(options: ViewerOptions): AuditViewer {
       status = err.code === 'NOT_FOUND' ? 404 : err.code === 'INVALID_ARGUMENT' ? 400 : 500;
       [code, message] = [err.code, err.message];
     } else if (pgCode === '42501') {
-      [status, code, message] = [403, 'INSUFFICIENT_PRIVILEGE', "this viewer's database role may not read the audit log (roles.appReadsLog is false, or it lacks SELECT)"];
+      [status, code, message] = [403, 'INSUFFICIENT_PRIVILEGE',
+        `this viewer's database role may not read this part of the audit log (${(err as Error).message}): with roles.appReadsLog false it reads nothing; use a role that may`];
     } else if (pgCode === '42P01') {
       [status, code, message] = [500, 'NOT_INSTALLED', `audit schema "${schema}" has no log: run auditlog install, or pass the schema option`];
     } else if (pgCode === '57014') {
