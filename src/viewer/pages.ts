@@ -84,7 +84,7 @@ export function entryRow(base: string, e: DisplayEntry): Html {
   object === null ? '' : html` <a class="object-link" href="${object}">${objectLabel}</a>`}</td>
 <td class="c-actor">${e.actor === null ? html`<span class="dbuser" title="database user">${e.db_user}</span>` : filterLink(base, 'actor', e.actor)}</td>
 <td class="c-cid">${filterLink(base, 'cid', e.cid)}<br><a class="filter tx" href="${href(base, '/', { txid: e.txid })}" title="Show only transaction ${e.txid}">tx ${e.txid}</a></td>
-<td class="c-summary">${summary(e)}</td>
+<td class="c-summary"><span class="clamp">${summary(e)}</span></td>
 </tr>`;
 }
 
@@ -219,7 +219,8 @@ ${e.additional_data === null ? '' : html`<h2>Extra data</h2><pre class="json">${
 export function entryPage(base: string, e: DisplayEntry): Html {
   const table = tableName(e);
   const object = objectHref(base, e);
-  const atTs = e.ts instanceof Date ? e.ts.toISOString() : String(e.ts);
+  // ts comes as a Date (milliseconds); the next millisecond is at or after the entry's instant.
+  const atTs = new Date(new Date(e.ts).getTime() + 1).toISOString();
   const body = html`<p class="crumbs"><a href="${href(base, '/')}">Entries</a> › #${e.id}</p>
 <h1><span class="badge a-${/^[a-z_]+$/.test(e.action) ? e.action : 'custom'}">${e.action}</span> ${table ?? 'event'}${
   e.object_pk === null ? '' : html` <span class="pk">${e.object_repr ?? e.object_pk}</span>`} <small>#${e.id}</small></h1>
