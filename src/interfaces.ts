@@ -206,7 +206,7 @@ export interface HistoryQuery extends HistoryOptions {
 /** A history query plus free text matched (case-insensitively) in object_repr and object_pk. */
 export interface HistorySearchQuery extends HistoryQuery {
   text: string;
-  /** Most entries a page examines (newest first, along the other filters' index). Default 50000. */
+  /** Most entries a page examines (newest first, along the other filters' index). Default 25000. */
   scanLimit?: number;
 }
 

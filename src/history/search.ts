@@ -8,7 +8,7 @@ import { invalid } from './common';
 import { buildWindowQuery, DEFAULT_LIMIT, filters, MAX_LIMIT, parseCursor, usesWindow, type Cursor } from './query';
 import type { Db } from './common';
 
-export const DEFAULT_SCAN_LIMIT = 50_000;
+export const DEFAULT_SCAN_LIMIT = 25_000;
 
 export async function searchHistory(db: Db, search: HistorySearchQuery): Promise<HistorySearchPage> {
   const { text, scanLimit = DEFAULT_SCAN_LIMIT, ...query } = search;

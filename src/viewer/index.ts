@@ -41,8 +41,13 @@ function securityHeaders(res: ServerResponse): void {
   res.setHeader('Cross-Origin-Resource-Policy', 'same-origin');
 }
 
+/** When each request arrived, for its Server-Timing header. */
+const arrived = new WeakMap<IncomingMessage, number>();
+
 function send(req: Req, res: ServerResponse, status: number, type: string, body: string | Buffer, extra: Record<string, string> = {}): void {
   res.statusCode = status;
+  const start = arrived.get(req);
+  if (start !== undefined) res.setHeader('Server-Timing', `app;dur=${(performance.now() - start).toFixed(1)}`);
   res.setHeader('Content-Type', type);
   if (!res.hasHeader('Cache-Control')) res.setHeader('Cache-Control', 'no-store');
   for (const [k, v] of Object.entries(extra)) res.setHeader(k, v);
@@ -309,6 +314,7 @@ export function auditViewer(options: ViewerOptions): AuditViewer {
 
   const handler = (req: IncomingMessage, res: ServerResponse, next?: Next): void => {
     const r = req as Req;
+    arrived.set(req, performance.now());
     const base = (r.baseUrl ?? '').replace(/\/+$/, '');
     const url = new URL(r.url ?? '/', 'http://viewer.invalid');
     const path = url.pathname;
