@@ -169,7 +169,7 @@ test('an object shows its timeline and its state at any instant', async () => {
 test('bad input is a 400 or 404 that says what is wrong, as JSON under /api', async () => {
   const bad = await get(`${base}/api/entries?since=yesterday`);
   expect(bad.status).toBe(400);
-  expect((await bad.json()).error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('since') });
+  expect(((await bad.json()) as any).error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('since') });
   expect((await get(`${base}/api/entries/999999`)).status).toBe(404);
   expect((await get(`${base}/entries/abc`)).status).toBe(404);
   expect((await get(`${base}/nothing-here`)).status).toBe(404);
