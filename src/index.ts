@@ -12,7 +12,9 @@ export { auditPool, auditSettings, auditContextMiddleware, fastifyAuditContext }
 export { MASK } from './generate';
 export {
   history, allHistory, getForObject, getForObjects, getEntry, describeEntry, describeEntries,
-  stateAt, revert, logEvent, flush, report,
+  stateAt, revert, logEvent, flush, report, searchHistory,
 } from './history';
 export { subscribe } from './events';
 export { seal, verify } from './security/verify';
+export { auditViewer } from './viewer';
+export { serveViewer } from './viewer/server';

@@ -1,4 +1,6 @@
 // The whole public surface of pg-auditlog in one place; index.ts only re-exports.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Pool } from 'pg';
 import type { AuditLogError } from './errors';
 
 /** A DML action captured by triggers. */
@@ -241,6 +243,20 @@ export interface HistoryQuery extends HistoryOptions {
   cursor?: string | null;
 }
 
+/** A history query plus free text matched (case-insensitively) in object_repr and object_pk. */
+export interface HistorySearchQuery extends HistoryQuery {
+  text: string;
+  /** Most entries a page examines (newest first, along the other filters' index). Default 25000. */
+  scanLimit?: number;
+}
+
+export interface HistorySearchPage extends HistoryPage {
+  /** Entries examined for this page. */
+  scanned: number;
+  /** The scan reached scanLimit before the page was full: nextCursor continues with older entries. */
+  partial: boolean;
+}
+
 export interface HistoryPage {
   entries: LogEntry[];
   /** Pass as `cursor` for the next page; null when this page is the last. */
@@ -422,4 +438,54 @@ export interface VerifyReport {
   status: StatusReport;
   /** No problem and no drift: `auditlog verify` exits 0. */
   intact: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The web viewer (src/viewer): `auditlog serve`, auditViewer()
+
+export interface ViewerOptions {
+  /** The pool the viewer reads with: it sees what this pool's database role may see. */
+  pool: Pool;
+  /** Audit schema. Default "auditlog". */
+  schema?: string;
+  /**
+   * Required on every request (pages, JSON, assets, live stream) when set: `?token=` once (then
+   * an HttpOnly cookie) or `Authorization: Bearer`. At least 16 characters. Leave it out when
+   * the viewer is mounted behind the application's own login.
+   */
+  token?: string;
+  /** The tenant whose entries this request may read (sets auditlog.tenant for tenant isolation). */
+  tenant?: (req: IncomingMessage) => string | undefined | Promise<string | undefined>;
+  /**
+   * Live updates: an in-memory subscribe() on this connection string (default: the pool's
+   * connectionString). `false`: no subscriber; open pages still look for new entries every 5 s.
+   */
+  live?: false | { connectionString?: string; pollIntervalMs?: number };
+  /** Entries per page. Default 50. */
+  pageSize?: number;
+  /** statement_timeout of every viewer query, in ms. Default 10000. */
+  statementTimeoutMs?: number;
+  /** Operational messages (errors, live stream problems). Default: console.warn. */
+  log?: (line: string) => void;
+}
+
+/** A Connect-style handler `(req, res, next)`: for node:http, Express (`app.use(path, …)`), a Fastify route. */
+export interface AuditViewer {
+  (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void;
+  /** Ends open live streams and the live subscription. */
+  close(): Promise<void>;
+}
+
+export interface ServeOptions extends ViewerOptions {
+  /** Default "127.0.0.1". Any address that is not loopback needs a token. */
+  host?: string;
+  /** Default 4680; 0 picks a free port. */
+  port?: number;
+}
+
+export interface ViewerServer {
+  /** e.g. http://127.0.0.1:4680/ */
+  url: string;
+  port: number;
+  close(): Promise<void>;
 }
