@@ -11,9 +11,10 @@ import { historyCommand } from './commands/history';
 import { flushCommand } from './commands/flush';
 import { reportCommand } from './commands/report';
 import { verifyCommand } from './commands/verify';
+import { forwardCommand } from './commands/forward';
 
 const COMMANDS: Command[] = [
-  initCommand, installCommand, statusCommand, uninstallCommand, tailCommand, historyCommand, flushCommand, reportCommand, verifyCommand,
+  initCommand, installCommand, statusCommand, uninstallCommand, tailCommand, historyCommand, flushCommand, reportCommand, verifyCommand, forwardCommand,
 ];
 
 function usage(): string {
