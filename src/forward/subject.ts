@@ -51,7 +51,12 @@ export function unescapeSubjectToken(token: string): string | null {
       throw new AuditLogError('INVALID_ARGUMENT', `"${token}" is not an escaped subject token: "${ch}" must be escaped`);
     }
   }
-  const text = new TextDecoder('utf-8', { fatal: true }).decode(Uint8Array.from(bytes));
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(Uint8Array.from(bytes));
+  } catch {
+    throw new AuditLogError('INVALID_ARGUMENT', `"${token}" is not the canonical escape of any name: its bytes are not UTF-8`);
+  }
   if (escapeSubjectToken(text) !== token) throw new AuditLogError('INVALID_ARGUMENT', `"${token}" is not the canonical escape of any name`);
   return text;
 }
