@@ -2,7 +2,10 @@
 // the stream's checks, deduplication, and the cursor moving only after the acknowledgement.
 // The tests of this file run one after another; each uses its own stream, and all but the
 // first bind only the subjects of their own table schema, so no two streams overlap.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { Client } from 'pg';
 import { forwardToNats } from '../src/forward';
 import type { ForwardedBatch, Forwarder, LogEntry } from '../src/interfaces';
 import { createTestDatabase, type TestDatabase } from './helpers';
@@ -20,7 +23,8 @@ beforeAll(async () => {
     CREATE TABLE ${schema}."my.table" (id int PRIMARY KEY, v text);
     CREATE TABLE ${schema}."a b" (id int PRIMARY KEY, v text);
     CREATE TABLE ${schema}."naïve*>" (id int PRIMARY KEY, v text);
-    CREATE TABLE ${schema}.big (id int PRIMARY KEY, v text)`);
+    CREATE TABLE ${schema}.big (id int PRIMARY KEY, v text);
+    CREATE TABLE ${schema}.items (id int PRIMARY KEY, n int NOT NULL, writer int NOT NULL)`);
   await db.install({ includeAll: { schemas: [schema] } });
 });
 
@@ -193,3 +197,106 @@ test('the cursor moves only after JetStream acknowledges; a rejected entry holds
   expect(stored.filter((m) => pk(m) === '1').map((m) => m.entryId)).toEqual(entries.filter((e) => e.object_pk === '1').map((e) => e.id));
   expect(new Set(stored.map((m) => m.entryId)).size).toBe(7);
 });
+
+/** `auditlog forward` as users run it: the built CLI (dist/), in a folder without a config file. */
+function cliForward(args: string[]) {
+  const child = spawn(process.execPath, [path.join(__dirname, '..', 'dist/cli/main.js'), 'forward', '--nats', NATS_URL, ...args], {
+    cwd: __dirname, env: { ...process.env, DATABASE_URL: db.url },
+  });
+  const out = { stdout: '', stderr: '' };
+  child.stdout.on('data', (d) => { out.stdout += d; });
+  child.stderr.on('data', (d) => { out.stderr += d; });
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  return { child, out, exited };
+}
+
+test('auditlog forward --help, a missing --nats and an unreachable server', async () => {
+  const help = cliForward(['--help']);
+  expect((await help.exited).code).toBe(0);
+  expect(help.out.stdout).toContain('Usage: auditlog forward --nats URL [options]');
+  const none = spawn(process.execPath, [path.join(__dirname, '..', 'dist/cli/main.js'), 'forward'], { cwd: __dirname, env: { ...process.env, DATABASE_URL: db.url } });
+  let noneErr = '';
+  none.stderr.on('data', (d) => { noneErr += d; });
+  expect(await new Promise((r) => none.on('exit', r))).toBe(2);
+  expect(noneErr).toContain('--nats URL is required');
+  const down = spawn(process.execPath, [path.join(__dirname, '..', 'dist/cli/main.js'), 'forward', '--nats', 'nats://127.0.0.1:1'],
+    { cwd: __dirname, env: { ...process.env, DATABASE_URL: db.url } });
+  let downErr = '';
+  down.stderr.on('data', (d) => { downErr += d; });
+  expect(await new Promise((r) => down.on('exit', r))).toBe(1);
+  expect(downErr).toContain('could not connect to NATS at nats://127.0.0.1:1');
+});
+
+test('8 writers, the forwarder killed with SIGKILL three times mid-stream: the stream holds every entry once, in commit order per object', async () => {
+  const stream = nats.streamName('crash');
+  await nats.createStream({ name: stream, subjects: [`auditlog.${schema}.>`], duplicate_window: 600e9 });
+  await db.sql(`DELETE FROM auditlog.log_entry`);
+  const table = `${schema}.items`;
+
+  // Writers: inserts of new objects, updates of random ones (one or three per transaction).
+  let writing = true;
+  let nextId = 0;
+  const writers = Array.from({ length: 8 }, async (_, w) => {
+    const c = new Client(db.url);
+    await c.connect();
+    try {
+      while (writing) {
+        const known = nextId;
+        if (known < 20 || Math.random() < 0.3) {
+          await c.query(`INSERT INTO ${table} VALUES ($1, 0, $2)`, [nextId++, w]);
+        } else {
+          const ids = Array.from({ length: Math.random() < 0.3 ? 3 : 1 }, () => Math.floor(Math.random() * known));
+          await c.query(`UPDATE ${table} SET n = n + 1, writer = $2 WHERE id = ANY($1)`, [ids, w]);
+        }
+        await new Promise((r) => setTimeout(r, Math.random() * 4));
+      }
+    } finally {
+      await c.end();
+    }
+  });
+
+  const runs: ReturnType<typeof cliForward>[] = [];
+  const run = () => {
+    const r = cliForward(['--stream', stream, '--name', 'crash', '--table', table, '--batch-size', '40']);
+    runs.push(r);
+    return r;
+  };
+  try {
+    let current = run();
+    for (let kill = 1; kill <= 3; kill++) {
+      const before = await nats.count(stream);
+      await waitFor(`run ${kill} to publish`, async () => (await nats.count(stream)) > before + 100);
+      await new Promise((r) => setTimeout(r, 300 + Math.random() * 700));
+      current.child.kill('SIGKILL');
+      expect((await current.exited).signal).toBe('SIGKILL');
+      current = run();
+    }
+    await new Promise((r) => setTimeout(r, 1500));
+    writing = false;
+    await Promise.all(writers);
+    const entries = await db.entries();
+    await waitFor(`all ${entries.length} entries in the stream`, async () => (await nats.count(stream)) >= entries.length, 30_000);
+    await new Promise((r) => setTimeout(r, 500));
+    current.child.kill('SIGINT');
+    expect((await current.exited).code).toBe(0);
+    expect(current.out.stdout).toContain('stopped;');
+
+    const stored = await nats.read(stream);
+    expect(stored.length).toBe(entries.length);
+    expect(stored.every((m) => m.body.id === m.entryId && m.msgId?.endsWith(`:${m.entryId}`))).toBe(true);
+    expect([...stored.map((m) => m.entryId)].sort()).toEqual(entries.map((e) => e.id).sort()); // each once
+    const perObject = (list: Array<{ pk: unknown; id: string }>) => {
+      const map = new Map<unknown, string[]>();
+      for (const x of list) map.set(x.pk, [...(map.get(x.pk) ?? []), x.id]);
+      return map;
+    };
+    // Entries of one object commit in id order (row locks serialise them): the stream keeps it.
+    expect(perObject(stored.map((m) => ({ pk: m.body.object_pk, id: m.entryId }))))
+      .toEqual(perObject(entries.map((e) => ({ pk: e.object_pk, id: e.id }))));
+    expect(entries.length).toBeGreaterThan(400);
+  } finally {
+    writing = false;
+    await Promise.allSettled(writers);
+    for (const r of runs) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
+  }
+}, 90_000);
