@@ -37,6 +37,9 @@ export async function openTestNats(): Promise<TestNats> {
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
   const named: string[] = [];
+  const deleteStreams = async () => {
+    while (named.length > 0) await jsm.streams.delete(named.pop()!).catch(() => undefined);
+  };
   for await (const si of jsm.streams.list()) {
     const age = Date.now() - Date.parse(si.created);
     if (si.config.name.startsWith(PREFIX) && age > 10 * 60_000) await jsm.streams.delete(si.config.name).catch(() => undefined);
@@ -74,11 +77,9 @@ export async function openTestNats(): Promise<TestNats> {
       }
       return out;
     },
-    async deleteStreams() {
-      while (named.length > 0) await jsm.streams.delete(named.pop()!).catch(() => undefined);
-    },
+    deleteStreams,
     async close() {
-      await this.deleteStreams();
+      await deleteStreams();
       await nc.close();
     },
   };
