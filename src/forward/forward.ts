@@ -93,7 +93,9 @@ export async function forwardToNats(options: ForwardToNatsOptions): Promise<Forw
   };
   let subscription;
   try {
-    const jsm = await client.jetstream.jetstreamManager(nc, { timeout: s.publishTimeoutMs });
+    const jsm = await client.jetstream.jetstreamManager(nc, { timeout: s.publishTimeoutMs }).catch((err: Error) => {
+      throw new AuditLogError('STREAM_INVALID', `the NATS server at ${s.servers.join(', ')} offers no JetStream: ${err.message} (start nats-server with -js)`, { cause: err });
+    });
     const tables = options.tables?.map(parseQualifiedName);
     const published = publishedSubjects(tables && tables.every((t) => t !== null) ? tables as Array<{ schema: string; name: string }> : null);
     const info = await ensureStream(client, jsm, s.stream, s.duplicateWindowMs, published, log);
