@@ -18,3 +18,4 @@ export { subscribe } from './events';
 export { seal, verify } from './security/verify';
 export { auditViewer } from './viewer';
 export { serveViewer } from './viewer/server';
+export { forwardToNats, entrySubject, escapeSubjectToken, unescapeSubjectToken } from './forward';

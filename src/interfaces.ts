@@ -489,3 +489,74 @@ export interface ViewerServer {
   port: number;
   close(): Promise<void>;
 }
+
+// Forwarding to a broker (src/forward)
+
+/** Options of forwardToNats(); also what `auditlog forward` passes. */
+export interface ForwardToNatsOptions extends EventFilter {
+  /** PostgreSQL connection string of the audited database. */
+  connectionString: string;
+  /** NATS server URL(s), e.g. "nats://127.0.0.1:4222". */
+  servers: string | string[];
+  /** JetStream stream; created (subjects "auditlog.>") when missing. Default "AUDITLOG". */
+  stream?: string;
+  /**
+   * Name of the durable cursor (in <schema>.subscriber_cursor) and of the NATS connection. A
+   * restarted forwarder with the same name continues where it left off. Default "forwarder".
+   */
+  name?: string;
+  /** Audit schema. Default "auditlog". */
+  schema?: string;
+  /** Where a cursor seen for the first time starts. Default "beginning" (every entry in the log). */
+  startFrom?: 'beginning' | 'now';
+  /** Most entries read and published per round; all are acknowledged before the cursor moves. Default 500. */
+  batchSize?: number;
+  /**
+   * Duplicate window of a stream this call creates (not changed on an existing stream): a
+   * republished entry is dropped by JetStream when its first copy is younger than this.
+   * Default 10 minutes.
+   */
+  duplicateWindowMs?: number;
+  /** How long to wait for one publish acknowledgement before retrying the batch. Default 10 s. */
+  publishTimeoutMs?: number;
+  /**
+   * Identifies this database in each message id, so that two databases forwarding into one
+   * stream never drop each other's entries as duplicates. Default: the cluster's system
+   * identifier, the database OID and the audit schema.
+   */
+  source?: string;
+  /** Retry delays for a failed publish or lost connection. Default 100 ms doubling to 10 s. */
+  retry?: { minDelayMs?: number; maxDelayMs?: number };
+  /** Operational messages (connections lost and restored, stream created). Default: console.warn. */
+  log?: (line: string) => void;
+}
+
+/** What one forwarded batch did, passed to the "forwarded" event. */
+export interface ForwardedBatch {
+  /** Entries in the batch, all acknowledged by JetStream before the cursor moved past them. */
+  entries: number;
+  /** Of these, how many JetStream already held (redelivered after a restart or retry) and dropped. */
+  duplicates: number;
+  /** Id of the batch's last entry. */
+  lastEntryId: string;
+  /** Stream sequence of the batch's last stored message (0 if every message was a duplicate). */
+  lastSequence: number;
+}
+
+export interface Forwarder {
+  /** The cursor name. */
+  readonly name: string;
+  /** The JetStream stream published to. */
+  readonly stream: string;
+  /** The source part of every Nats-Msg-Id ("<source>:<entry id>"). */
+  readonly source: string;
+  /**
+   * "error": a publish failed or a connection was lost (retried with backoff, forever); without
+   * a listener these go to `log`. "forwarded": a batch was acknowledged and the cursor stored.
+   */
+  on(event: 'error', listener: (err: AuditLogError) => void): this;
+  on(event: 'forwarded', listener: (batch: ForwardedBatch) => void): this;
+  off(event: 'error' | 'forwarded', listener: (...args: any[]) => void): this;
+  /** Stops: lets a batch in flight be acknowledged and its cursor stored, then closes both connections. */
+  close(): Promise<void>;
+}

@@ -12,9 +12,10 @@ import { flushCommand } from './commands/flush';
 import { reportCommand } from './commands/report';
 import { verifyCommand } from './commands/verify';
 import { serveCommand } from './commands/serve';
+import { forwardCommand } from './commands/forward';
 
 const COMMANDS: Command[] = [
-  initCommand, installCommand, statusCommand, uninstallCommand, tailCommand, historyCommand, flushCommand, reportCommand, verifyCommand, serveCommand,
+  initCommand, installCommand, statusCommand, uninstallCommand, tailCommand, historyCommand, flushCommand, reportCommand, verifyCommand, serveCommand, forwardCommand,
 ];
 
 function usage(): string {
