@@ -8,6 +8,9 @@
 
 -- Which table an installed capture belongs to, by identity: names change, the oid does not.
 ALTER TABLE tracked_table ADD COLUMN table_oid oid;
+UPDATE tracked_table tt SET table_oid = c.oid
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = tt.table_schema AND c.relname = tt.table_name;
 
 -- TRUNCATE of a partitioned table fires the TRUNCATE triggers of every partition below it. The
 -- first BEFORE TRUNCATE trigger of a subtree records the partitions below it here; theirs then
