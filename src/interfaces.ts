@@ -30,7 +30,16 @@ export interface TableConfig {
   primaryKey?: string[];
   /** Capture mode for this table; default: the top-level `mode`. */
   mode?: CaptureMode;
+  /** Policy for writes without an actor on this table; default: the top-level `unattributed`. */
+  unattributed?: UnattributedPolicy;
 }
+
+/**
+ * What a write with no actor set does. `allow` (default): recorded with actor NULL, nothing
+ * generated. `warn`: recorded, and a PostgreSQL WARNING names the table. `reject`: the write
+ * fails inside its transaction with an error naming the table.
+ */
+export type UnattributedPolicy = 'allow' | 'warn' | 'reject';
 
 export interface IncludeAllConfig {
   /** Every ordinary or partitioned table in these schemas is audited. */
@@ -56,6 +65,8 @@ export interface AuditConfig {
   tamperEvidence?: boolean;
   /** Row-level security on the log: non-owner roles read only their transaction's tenant. Default false. */
   tenantIsolation?: boolean;
+  /** Writes without an actor: allow (default), warn, or reject. Overridable per table. */
+  unattributed?: UnattributedPolicy;
 }
 
 /** Role separation, applied by `auditlog install` (flags --owner-role, --app-role override). */
@@ -85,6 +96,35 @@ export interface AuditContext {
    * role is a member of the bypass role; otherwise ignored and recorded as `bypass_refused`.
    */
   disable?: boolean;
+}
+
+/** Options of auditContextMiddleware() (Express, Connect) and fastifyAuditContext. */
+export interface AuditContextOptions<Req = any> {
+  /** The actor of a request (sync or async), e.g. `(req) => req.user?.id`. Undefined/null: no actor. */
+  actor?: (req: Req) => string | number | bigint | null | undefined | Promise<string | number | bigint | null | undefined>;
+  /** The tenant of a request (tenantIsolation), sync or async. */
+  tenant?: (req: Req) => string | number | null | undefined | Promise<string | number | null | undefined>;
+  /** More keys for additional_data (besides method, route and, with OpenTelemetry, trace_id). */
+  data?: (req: Req) => Record<string, unknown> | Promise<Record<string, unknown>>;
+  /** Header carrying the correlation id, read and echoed. Default "X-Correlation-ID". */
+  correlationIdHeader?: string;
+  /**
+   * Makes a correlation id when the request has none or an invalid one (valid: 1 to 128 of
+   * A-Z a-z 0-9 . _ : / + = @ -, starting with a letter or digit). Default crypto.randomUUID.
+   */
+  generateCorrelationId?: () => string;
+  /** Set the correlation id header on the response. Default true. */
+  echoCorrelationId?: boolean;
+  /**
+   * Proxies whose X-Forwarded-For is believed: addresses or CIDR ranges ("10.0.0.0/8",
+   * "::1"), or a predicate. Default none: the client IP is the socket's peer address.
+   */
+  trustedProxies?: string[] | ((addr: string) => boolean);
+}
+
+export interface FastifyAuditContextOptions<Req = any> extends AuditContextOptions<Req> {
+  /** The request hook that makes the context (after your authentication hook). Default "onRequest". */
+  hook?: 'onRequest' | 'preParsing' | 'preValidation' | 'preHandler';
 }
 
 /** One row of auditlog.log_entry, as read by node-postgres. */

@@ -5,7 +5,7 @@ import {
   findSimilarTables, readRelationKinds, readTables, readTablesInSchemas, tableKey, type CatalogTable,
 } from '../catalog';
 import { displayName, quoteIdent, type QualifiedName } from '../ident';
-import type { CaptureMode, CapturedAction } from '../interfaces';
+import type { CaptureMode, CapturedAction, UnattributedPolicy } from '../interfaces';
 import { defaultTableConfig, invalid, type NormalizedConfig, type NormalizedTableConfig } from './validate';
 
 export interface ColumnPlan {
@@ -34,6 +34,8 @@ export interface TablePlan {
    */
   partitioned?: boolean;
   partitions?: QualifiedName[];
+  /** Writes without an actor: 'allow' generates nothing. */
+  unattributed?: UnattributedPolicy;
 }
 
 export async function resolveConfig(client: ClientBase, config: NormalizedConfig, source = 'config'): Promise<TablePlan[]> {
@@ -140,5 +142,6 @@ function planTable(
     mapping: cfg.mapping,
     allColumns: names,
     ...(table.kind === 'partitioned table' ? { partitioned: true, partitions: table.partitions } : {}),
+    unattributed: cfg.unattributed ?? config.unattributed,
   };
 }
