@@ -19,6 +19,10 @@ export interface CatalogTable extends QualifiedName {
   columns: CatalogColumn[];
   /** Primary key columns in key order; empty when the table has none. */
   primaryKey: string[];
+  /** True when the table is itself a partition of another table. */
+  isPartition: boolean;
+  /** Every partition below a partitioned table, at any depth, parents before children; else empty. */
+  partitions: QualifiedName[];
 }
 
 export interface InstalledTrigger extends QualifiedName {
@@ -64,13 +68,19 @@ SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind,
                  FROM pg_catalog.pg_index i
                  CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
                  JOIN pg_catalog.pg_attribute ka ON ka.attrelid = i.indrelid AND ka.attnum = k.attnum
-                 WHERE i.indrelid = c.oid AND i.indisprimary), '[]') AS primary_key
+                 WHERE i.indrelid = c.oid AND i.indisprimary), '[]') AS primary_key,
+       c.relispartition AS is_partition,
+       coalesce((SELECT json_agg(json_build_object('schema', pn.nspname, 'name', pc.relname) ORDER BY t.level, pn.nspname, pc.relname)
+                 FROM pg_catalog.pg_partition_tree(c.oid) t
+                 JOIN pg_catalog.pg_class pc ON pc.oid = t.relid
+                 JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace
+                 WHERE t.relid <> c.oid AND c.relkind = 'p'), '[]') AS partitions
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 LEFT JOIN comparison cmp ON cmp.root = a.atttypid
 WHERE c.oid = ANY($1::oid[])
-GROUP BY n.nspname, c.relname, c.relkind, c.oid
+GROUP BY n.nspname, c.relname, c.relkind, c.relispartition, c.oid
 ORDER BY n.nspname, c.relname`;
 
 interface TableRow {
@@ -79,6 +89,8 @@ interface TableRow {
   relkind: string;
   columns: CatalogColumn[];
   primary_key: string[];
+  is_partition: boolean;
+  partitions: QualifiedName[];
 }
 
 async function readTablesByOid(client: ClientBase, oids: number[]): Promise<CatalogTable[]> {
@@ -90,6 +102,8 @@ async function readTablesByOid(client: ClientBase, oids: number[]): Promise<Cata
     kind: r.relkind === 'p' ? 'partitioned table' : 'table',
     columns: r.columns,
     primaryKey: r.primary_key,
+    isPartition: r.is_partition,
+    partitions: r.partitions,
   }));
 }
 

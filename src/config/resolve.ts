@@ -28,6 +28,12 @@ export interface TablePlan {
   mapping: Record<string, string>;
   /** Every column of the table when planned; the DDL watch compares against it. */
   allColumns: string[];
+  /**
+   * A partitioned table: capture is placed on it and on each of its partitions (listed here,
+   * any depth, when planned), and writes aimed at any of them are logged under this table.
+   */
+  partitioned?: boolean;
+  partitions?: QualifiedName[];
   /** Writes without an actor: 'allow' generates nothing. */
   unattributed?: UnattributedPolicy;
 }
@@ -110,6 +116,9 @@ function planTable(
       ? `${at} has no primary key: add one (ALTER TABLE … ADD PRIMARY KEY), list it in includeAll.except, or add it under "tables" with "primaryKey": [columns that identify a row]`
       : `${at}: ${displayName(table)} has no primary key: add one (ALTER TABLE … ADD PRIMARY KEY), or set "primaryKey": [columns that identify a row]`);
   }
+  if (table.isPartition) {
+    problems.push(`${at}: ${displayName(table)} is a partition; audit the partitioned table it belongs to, which captures every write to its partitions under its own name`);
+  }
   if (problems.length > before) return undefined;
 
   const include = cfg.include ? new Set(cfg.include) : undefined;
@@ -132,6 +141,7 @@ function planTable(
     mode: cfg.mode ?? config.mode,
     mapping: cfg.mapping,
     allColumns: names,
+    ...(table.kind === 'partitioned table' ? { partitioned: true, partitions: table.partitions } : {}),
     unattributed: cfg.unattributed ?? config.unattributed,
   };
 }

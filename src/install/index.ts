@@ -7,7 +7,7 @@ import { loadMigrationFiles } from 'postgres-migrations';
 import { COMMENT_PREFIX, readInstalledTriggers, schemaExists, tableKey, type InstalledTrigger } from '../catalog';
 import { resolveConfig, type TablePlan } from '../config/resolve';
 import { DEFAULT_BYPASS_ROLE, validateConfig, type NormalizedConfig } from '../config/validate';
-import { dropTableCapture, generateTable, type GeneratedTable } from '../generate';
+import { dropTableCapture, dropTriggers, generateTable, type GeneratedTable } from '../generate';
 import { commentText, displayName, quoteIdent, type QualifiedName } from '../ident';
 import type {
   AuditConfig, InstallOptions, InstallResult, StatusReport, TableStatus, UninstallOptions,
@@ -37,10 +37,17 @@ interface Orphan {
   functionName: string;
 }
 
+interface PartitionTriggers {
+  table: QualifiedName;
+  existing: InstalledTrigger[];
+}
+
 interface TablePlanState {
   plan: TablePlan;
   generated: GeneratedTable;
   existing: InstalledTrigger[];
+  /** A partitioned table's partitions, with the capture triggers each has now. */
+  partitions: PartitionTriggers[];
   state: 'installed' | 'outdated' | 'missing';
   detail?: string;
 }
@@ -54,8 +61,25 @@ interface Plan {
 /** Comment the DDL watch leaves on a table's capture after swapping in the generic fallback. */
 const FALLBACK = 'fallback';
 
-function compare(generated: GeneratedTable, existing: InstalledTrigger[]): Pick<TablePlanState, 'state' | 'detail'> {
+function compare(generated: GeneratedTable, existing: InstalledTrigger[], partitions: PartitionTriggers[]): Pick<TablePlanState, 'state' | 'detail'> {
   if (existing.length === 0) return { state: 'missing', detail: 'no capture trigger: run auditlog install' };
+  const own = compareTriggers(generated, existing);
+  if (own.state !== 'installed') return own;
+  const uncaptured = partitions.filter((p) => p.existing.length === 0).map((p) => displayName(p.table));
+  if (uncaptured.length > 0) {
+    return {
+      state: 'outdated',
+      detail: `partition ${uncaptured.join(', ')} has no capture: writes aimed at it are not recorded (created or attached after install, without the DDL watch): run auditlog install`,
+    };
+  }
+  for (const p of partitions) {
+    const part = compareTriggers(generated, p.existing);
+    if (part.state !== 'installed') return { state: 'outdated', detail: `partition ${displayName(p.table)}: ${part.detail}` };
+  }
+  return { state: 'installed' };
+}
+
+function compareTriggers(generated: GeneratedTable, existing: InstalledTrigger[]): Pick<TablePlanState, 'state' | 'detail'> {
   const disabled = existing.filter((t) => !t.enabled);
   if (existing.some((t) => t.hash === FALLBACK)) {
     return { state: 'outdated', detail: 'columns changed by ALTER TABLE: capture runs the generic fallback (slower; new columns recorded masked): run auditlog install' };
@@ -76,11 +100,16 @@ async function plan(client: ClientBase, config: NormalizedConfig): Promise<Plan>
   const byTable = new Map<string, InstalledTrigger[]>();
   for (const t of installed) byTable.set(tableKey(t), [...(byTable.get(tableKey(t)) ?? []), t]);
 
+  const take = (t: QualifiedName) => {
+    const found = byTable.get(tableKey(t)) ?? [];
+    byTable.delete(tableKey(t));
+    return found;
+  };
   const tables = tablePlans.map((p) => {
     const generated = generateTable(config.schema, p);
-    const existing = byTable.get(tableKey(p.table)) ?? [];
-    byTable.delete(tableKey(p.table));
-    return { plan: p, generated, existing, ...compare(generated, existing) };
+    const existing = take(p.table);
+    const partitions = (p.partitions ?? []).map((table) => ({ table, existing: take(table) }));
+    return { plan: p, generated, existing, partitions, ...compare(generated, existing, partitions) };
   });
   const orphans = [...byTable.values()].map((triggers) => ({
     table: { schema: triggers[0]!.schema, name: triggers[0]!.name },
@@ -90,13 +119,38 @@ async function plan(client: ClientBase, config: NormalizedConfig): Promise<Plan>
   return { config, tables, orphans };
 }
 
+/**
+ * Removes a table's current capture (on it and on its partitions) before it is recreated. On
+ * partitions every capture trigger name is dropped (IF EXISTS): the DDL watch may have added
+ * triggers to a new partition since the plan was read (the migrations' DDL fires it).
+ */
+function dropExisting(schema: string, t: TablePlanState): string {
+  const names = [...new Set([...t.generated.triggers, ...t.existing.map((e) => e.trigger), ...t.partitions.flatMap((p) => p.existing.map((e) => e.trigger))])].sort();
+  const partitions = t.partitions.map((p) => dropTriggers(p.table, names)).join('');
+  const first = t.existing[0] ?? t.partitions.find((p) => p.existing.length > 0)?.existing[0];
+  if (first === undefined) return partitions;
+  return partitions + dropTableCapture(schema, t.generated.table, t.existing.map((e) => e.trigger), first.functionName);
+}
+
+/**
+ * Removes capture from a table no longer in the config. A detached partition still calls its
+ * former table's function: only its triggers go when that table is still audited.
+ */
+function dropOrphan(schema: string, p: Plan, o: Orphan): string {
+  const inUse = p.tables.some((t) => t.generated.functionName === o.functionName
+    || t.existing.some((e) => e.functionName === o.functionName));
+  return inUse ? dropTriggers(o.table, o.triggers) : dropTableCapture(schema, o.table, o.triggers, o.functionName);
+}
+
 /** Remembers what was installed: the resolved plan, read by the DDL fallback and by readers of the log. */
 async function record(client: ClientBase, schema: string, t: TablePlanState): Promise<void> {
   await client.query(
-    `INSERT INTO ${quoteIdent(schema)}.tracked_table (table_schema, table_name, config, function_name, definition_hash)
-     VALUES ($1, $2, $3, $4, $5)
+    `INSERT INTO ${quoteIdent(schema)}.tracked_table (table_schema, table_name, config, function_name, definition_hash, table_oid)
+     VALUES ($1::text, $2::text, $3, $4, $5,
+             (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = $1::text AND c.relname = $2::text))
      ON CONFLICT (table_schema, table_name) DO UPDATE
-       SET config = EXCLUDED.config, function_name = EXCLUDED.function_name,
+       SET config = EXCLUDED.config, function_name = EXCLUDED.function_name, table_oid = EXCLUDED.table_oid,
            definition_hash = EXCLUDED.definition_hash, installed_at = now(), installed_by = current_user`,
     [t.plan.table.schema, t.plan.table.name, JSON.stringify(t.plan), t.generated.functionName, t.generated.hash],
   );
@@ -131,9 +185,7 @@ export async function install(client: ClientBase, configInput: ConfigInput, opti
         result.unchanged.push(name);
         continue;
       }
-      if (t.existing.length > 0) {
-        await client.query(dropTableCapture(config.schema, t.generated.table, t.existing.map((e) => e.trigger), t.existing[0]!.functionName));
-      }
+      await client.query(dropExisting(config.schema, t));
       await client.query(t.generated.sql);
       await record(client, config.schema, t);
       result.installed.push(name);
@@ -145,7 +197,7 @@ export async function install(client: ClientBase, configInput: ConfigInput, opti
         log(`${name} is captured but no longer in the config; left as is (use --prune to remove)`);
         continue;
       }
-      await client.query(dropTableCapture(config.schema, o.table, o.triggers, o.functionName));
+      await client.query(dropOrphan(config.schema, p, o));
       await client.query(`DELETE FROM ${quoteIdent(config.schema)}.tracked_table WHERE table_schema = $1 AND table_name = $2`, [o.table.schema, o.table.name]);
       result.pruned.push(name);
       log(`removed capture from ${name} (no longer in the config)`);
@@ -188,15 +240,14 @@ export async function renderInstall(client: ClientBase, configInput: ConfigInput
       continue;
     }
     out.push('', commentText(`-- ${name}: ${t.state}${t.detail ? ` (${t.detail})` : ''}`));
-    if (t.existing.length > 0) {
-      out.push(dropTableCapture(config.schema, t.generated.table, t.existing.map((e) => e.trigger), t.existing[0]!.functionName).trimEnd());
-    }
+    const drop = dropExisting(config.schema, t).trimEnd();
+    if (drop !== '') out.push(drop);
     out.push(t.generated.sql.trimEnd());
   }
   for (const o of p.orphans) {
     const name = displayName(o.table);
     out.push('', commentText(`-- ${name}: captured but no longer in the config`));
-    out.push(options.prune ? dropTableCapture(config.schema, o.table, o.triggers, o.functionName).trimEnd() : '-- (kept; --prune removes it)');
+    out.push(options.prune ? dropOrphan(config.schema, p, o).trimEnd() : '-- (kept; --prune removes it)');
   }
   // Not rendered: they depend on the catalog at apply time (see src/security/roles.ts).
   out.push('', '-- then, from the config: ownership, grants, bypass role, and tenant policy (README.md, Security)');
@@ -238,10 +289,13 @@ export async function uninstall(client: ClientBase, schema: string, options: Uni
     const installed = await readInstalledTriggers(client, schema);
     const tables = new Map<string, InstalledTrigger[]>();
     for (const t of installed) tables.set(tableKey(t), [...(tables.get(tableKey(t)) ?? []), t]);
+    // Triggers first: a partitioned table's function is shared by the triggers on its partitions.
     for (const triggers of tables.values()) {
-      const first = triggers[0]!;
-      await client.query(dropTableCapture(schema, first, triggers.map((t) => t.trigger), first.functionName));
-      log(`removed capture from ${displayName(first)}`);
+      await client.query(dropTriggers(triggers[0]!, triggers.map((t) => t.trigger)));
+      log(`removed capture from ${displayName(triggers[0]!)}`);
+    }
+    for (const fn of new Set(installed.map((t) => t.functionName))) {
+      await client.query(`DROP FUNCTION IF EXISTS ${quoteIdent(schema)}.${quoteIdent(fn)}()`);
     }
     // Generated functions whose triggers were already dropped by hand.
     const { rows } = await client.query<{ name: string }>(
