@@ -15,6 +15,10 @@ interface KeyColumns {
 
 /** The key columns of an installed table (types as format_type gives them), or null. */
 async function keyColumns(db: Db, schema: string, table: { schema: string; name: string }): Promise<KeyColumns | null> {
+  // No audit schema (or an old one): nothing to render by; the lookup itself says what is missing.
+  const { rows: [found] } = await db.query<{ ok: boolean }>(
+    'SELECT pg_catalog.to_regclass($1) IS NOT NULL AS ok', [`${schema}.tracked_table`]);
+  if (!found?.ok) return null;
   const { rows: [row] } = await db.query<{ types: Array<string | null> | null; forms: KeyForm[] | null }>(
     `SELECT (SELECT array_agg(pg_catalog.format_type(a.atttypid, a.atttypmod) ORDER BY k.ord)
              FROM jsonb_array_elements_text(t.config->'primaryKey') WITH ORDINALITY AS k(name, ord)
