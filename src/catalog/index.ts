@@ -1,6 +1,6 @@
 // Reads what pg-auditlog needs to know about the database from pg_catalog. No writes.
 import type { ClientBase } from 'pg';
-import type { QualifiedName } from '../ident';
+import { quoteIdent, type QualifiedName } from '../ident';
 
 /**
  * How capture compares a column's old and new values (decided per column at install time):
@@ -63,6 +63,22 @@ export interface InstalledTrigger extends QualifiedName {
 /** Comment on every trigger and function the installer creates: "pg-auditlog <hash>". */
 export const COMMENT_PREFIX = 'pg-auditlog ';
 
+/**
+ * The recursive step of a CTE reach(root, cur): the types directly inside type `cur`, that is
+ * a domain's base type, an array's element type, a composite type's field types.
+ */
+const INNER_TYPES_STEP = `SELECT r.root, inner_type.oid
+  FROM reach r
+  JOIN pg_catalog.pg_type t ON t.oid = r.cur
+  CROSS JOIN LATERAL (
+    SELECT t.typbasetype WHERE t.typtype = 'd'
+    UNION ALL
+    SELECT t.typelem WHERE t.typsubscript = 'pg_catalog.array_subscript_handler'::pg_catalog.regproc
+    UNION ALL
+    SELECT f.atttypid FROM pg_catalog.pg_attribute f
+    WHERE t.typtype = 'c' AND f.attrelid = t.typrelid AND f.attnum > 0 AND NOT f.attisdropped
+  ) AS inner_type(oid)`;
+
 // Types created by initdb have OIDs below FirstNormalObjectId (16384): everything else (enums,
 // composites, ranges, domains, extension types) was created later, possibly by a non-superuser.
 const TABLES_SQL = `
@@ -75,17 +91,7 @@ WITH RECURSIVE cols AS (
 reach(root, cur) AS (
   SELECT DISTINCT atttypid, atttypid FROM cols
   UNION
-  SELECT r.root, inner_type.oid
-  FROM reach r
-  JOIN pg_catalog.pg_type t ON t.oid = r.cur
-  CROSS JOIN LATERAL (
-    SELECT t.typbasetype WHERE t.typtype = 'd'
-    UNION ALL
-    SELECT t.typelem WHERE t.typsubscript = 'pg_catalog.array_subscript_handler'::pg_catalog.regproc
-    UNION ALL
-    SELECT f.atttypid FROM pg_catalog.pg_attribute f
-    WHERE t.typtype = 'c' AND f.attrelid = t.typrelid AND f.attnum > 0 AND NOT f.attisdropped
-  ) AS inner_type(oid)
+  ${INNER_TYPES_STEP}
 ),
 -- Types that json serialisation would look up a cast to json for (not built in, and neither a
 -- domain, an array nor a composite, which it looks through).
@@ -266,6 +272,49 @@ export async function readInstalledTriggers(client: ClientBase, auditSchema: str
     hash: r.comment?.startsWith(COMMENT_PREFIX) ? r.comment.slice(COMMENT_PREFIX.length) : null,
     enabled: r.enabled,
   }));
+}
+
+export interface JsonCast {
+  /** The audited table with a column of (or containing) the cast's source type. */
+  table: string;
+  source: string;
+  target: string;
+  /** The cast function (regprocedure text) and its owner, who is not a superuser. */
+  function: string;
+  owner: string;
+}
+
+/**
+ * Casts to json or jsonb from a type used by an installed table (or inside one) whose function
+ * a non-superuser owns. Capture never calls such a cast (it serialises those types by their
+ * output function), but to_jsonb() would, in code of the table owner's, the DDL fallback, or a
+ * reader's query.
+ */
+export async function readUserJsonCasts(client: ClientBase, auditSchema: string): Promise<JsonCast[]> {
+  const { rows } = await client.query<JsonCast>(
+    `WITH RECURSIVE cols AS (
+       SELECT pg_catalog.format('%I.%I', t.table_schema, t.table_name) AS root, a.atttypid
+       FROM ${quoteIdent(auditSchema)}.tracked_table t
+       JOIN pg_catalog.pg_attribute a
+         ON a.attrelid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', t.table_schema, t.table_name))
+        AND a.attnum > 0 AND NOT a.attisdropped
+     ),
+     reach(root, cur) AS (
+       SELECT DISTINCT root, atttypid FROM cols
+       UNION
+       ${INNER_TYPES_STEP}
+     )
+     SELECT DISTINCT r.root AS table, pg_catalog.format_type(c.castsource, NULL) AS source,
+            pg_catalog.format_type(c.casttarget, NULL) AS target, p.oid::pg_catalog.regprocedure::text AS function,
+            o.rolname AS owner
+     FROM reach r
+     JOIN pg_catalog.pg_cast c ON c.castsource = r.cur
+     JOIN pg_catalog.pg_proc p ON p.oid = c.castfunc
+     JOIN pg_catalog.pg_roles o ON o.oid = p.proowner
+     WHERE c.casttarget IN ('pg_catalog.json'::pg_catalog.regtype, 'pg_catalog.jsonb'::pg_catalog.regtype)
+       AND NOT o.rolsuper
+     ORDER BY 1, 2, 3`);
+  return rows;
 }
 
 export async function schemaExists(client: ClientBase, schema: string): Promise<boolean> {
