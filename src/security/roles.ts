@@ -105,14 +105,23 @@ async function checkRoles(client: ClientBase, config: NormalizedConfig, roles: N
  * applySecurity, when it finds a role missing.
  */
 export async function ensureRoles(client: ClientBase, roles: NormalizedRoles): Promise<void> {
-  for (const name of [roles.owner, roles.bypass, WRITER_ROLE]) {
-    if (name === undefined || (await roleFacts(client, name)).exists) continue;
+  const concurrently = async (sql: string) => {
     try {
-      await client.query(`CREATE ROLE ${quoteIdent(name)} NOLOGIN`);
+      await client.query(sql);
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (code !== PG.DUPLICATE_OBJECT && code !== PG.UNIQUE_VIOLATION && code !== PG.INSUFFICIENT_PRIVILEGE) throw err;
     }
+  };
+  for (const name of [roles.owner, roles.bypass, WRITER_ROLE]) {
+    if (name === undefined || (await roleFacts(client, name)).exists) continue;
+    await concurrently(`CREATE ROLE ${quoteIdent(name)} NOLOGIN`);
+  }
+  // Membership is cluster-wide too: the owner role joins the writer here, not in the install
+  // transaction, where a concurrent installer in another database could make it fail.
+  if (roles.owner !== undefined && (await roleFacts(client, roles.owner)).exists && (await roleFacts(client, WRITER_ROLE)).exists
+      && !(await isMember(client, roles.owner, WRITER_ROLE))) {
+    await concurrently(`GRANT ${quoteIdent(WRITER_ROLE)} TO ${quoteIdent(roles.owner)}`);
   }
 }
 
