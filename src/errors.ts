@@ -29,7 +29,12 @@ export type AuditLogErrorCode =
   | 'SUBSCRIBER_FAILED'
   | 'HOOK_FAILED'
   | 'UNSAFE_ROLES'
-  | 'TAMPER_EVIDENCE_DISABLED';
+  | 'TAMPER_EVIDENCE_DISABLED'
+  | 'UNSAFE_BIND'
+  | 'NATS_CLIENT_MISSING'
+  | 'BROKER_UNREACHABLE'
+  | 'STREAM_INVALID'
+  | 'PUBLISH_FAILED';
 
 /**
  * The one error type pg-auditlog throws. `code` is stable for programs; `message` says what

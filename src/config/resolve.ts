@@ -5,7 +5,7 @@ import {
   findSimilarTables, readRelationKinds, readTables, readTablesInSchemas, tableKey, type CatalogTable, type CompareAs, type KeyForm,
 } from '../catalog';
 import { displayName, quoteIdent, type QualifiedName } from '../ident';
-import type { CaptureMode, CapturedAction } from '../interfaces';
+import type { CaptureMode, CapturedAction, UnattributedPolicy } from '../interfaces';
 import { defaultTableConfig, invalid, type NormalizedConfig, type NormalizedTableConfig } from './validate';
 
 export interface ColumnPlan {
@@ -35,6 +35,8 @@ export interface TablePlan {
   mapping: Record<string, string>;
   /** Every column of the table when planned; the DDL watch compares against it. */
   allColumns: string[];
+  /** Writes without an actor: 'allow' generates nothing. */
+  unattributed?: UnattributedPolicy;
 }
 
 export async function resolveConfig(client: ClientBase, config: NormalizedConfig, source = 'config'): Promise<TablePlan[]> {
@@ -151,5 +153,6 @@ function planTable(
     mode: cfg.mode ?? config.mode,
     mapping: cfg.mapping,
     allColumns: names,
+    unattributed: cfg.unattributed ?? config.unattributed,
   };
 }
