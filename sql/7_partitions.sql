@@ -1,4 +1,4 @@
--- pg-auditlog migration 6: partitioned tables and renamed tables.
+-- pg-auditlog migration 7: partitioned tables and renamed tables.
 -- Runs with search_path = <audit schema>, pg_catalog, pg_temp (see migration 1).
 --
 -- A partitioned table's capture is a statement-level trigger on it and on each of its
@@ -91,7 +91,7 @@ BEGIN
   --    audited table they belong to: the same name, function, events and transition tables.
   BEGIN
     FOR trg IN
-      SELECT tg.tgname, tg.tgtype, tg.tgoldtable, tg.tgnewtable, pn.nspname AS fn_schema, p.proname AS fn_name,
+      SELECT tg.tgname, tg.tgtype, tg.tgoldtable, tg.tgnewtable, pn.nspname AS fn_schema, p.proname AS fn_name, p.proowner AS fn_owner,
              pg_catalog.obj_description(tg.oid, 'pg_trigger') AS comment, n.nspname, c.relname
       FROM tracked_table tt
       JOIN pg_proc p ON p.proname = tt.function_name AND p.pronamespace = current_schema()::regnamespace
@@ -115,6 +115,11 @@ BEGIN
                                  || CASE WHEN trg.tgnewtable IS NULL THEN '' ELSE format(' NEW TABLE AS %I', trg.tgnewtable) END END,
         trg.fn_schema, trg.fn_name);
       EXECUTE format('COMMENT ON TRIGGER %I ON %I.%I IS %L', trg.tgname, trg.nspname, trg.relname, trg.comment);
+      -- TRUNCATE of a partition logs the rows it removes, read from the partition itself (there
+      -- is no transition table for TRUNCATE): the role capture runs as needs to read it.
+      IF trg.tgtype & 32 <> 0 AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = trg.fn_owner) THEN
+        EXECUTE format('GRANT SELECT ON %I.%I TO %I', trg.nspname, trg.relname, pg_get_userbyid(trg.fn_owner));
+      END IF;
     END LOOP;
   EXCEPTION WHEN OTHERS THEN
     RAISE WARNING 'pg-auditlog: could not add capture to a new partition (%); writes aimed at it are not recorded until you run auditlog install', SQLERRM;

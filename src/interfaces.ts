@@ -165,6 +165,11 @@ export interface StatusReport {
   /** Audit schema migrations not yet applied (0 when up to date). */
   pendingMigrations: number;
   tables: TableStatus[];
+  /**
+   * Findings beyond the tables' states, each saying what to do: a cast to json/jsonb that a
+   * non-superuser defined for a type an audited table uses.
+   */
+  problems: string[];
   /** True when anything differs from the config: `auditlog status` exits 1. */
   drift: boolean;
   /**

@@ -6,7 +6,7 @@
 // - statement: one AFTER … FOR EACH STATEMENT trigger per action with transition tables; one
 //   INSERT … SELECT writes every entry of the statement, context read once per statement.
 import type { ColumnPlan, TablePlan } from '../config/resolve';
-import { COMMENT_PREFIX } from '../catalog';
+import { COMMENT_PREFIX, type CompareAs, type KeyForm } from '../catalog';
 import { commentText, displayName, generatedName, qualified, quoteIdent, quoteLiteral, shortHash, type QualifiedName } from '../ident';
 import type { CaptureMode } from '../interfaces';
 
@@ -59,25 +59,63 @@ function ref(rec: string, column: string): string {
   return `${rec}.${quoteIdent(column)}`;
 }
 
+/**
+ * The text of a value through its type's output function: format() calls it directly, where
+ * `::text` or to_jsonb would look up a cast, which the owner of an enum, range or composite type
+ * may define and which would then run inside capture. num_nulls tests the value itself (IS NULL
+ * is also true of a composite whose fields are all null).
+ */
+function outputText(r: string): string {
+  return `CASE WHEN pg_catalog.num_nulls(${r}) = 1 THEN NULL ELSE pg_catalog.format('%s', ${r}) END`;
+}
+
 /** The value stored for a column: masked where configured. */
 function valueOf(rec: string, column: ColumnPlan): string {
   const r = ref(rec, column.name);
-  return column.masked ? `CASE WHEN ${r} IS NULL THEN NULL ELSE ${quoteLiteral(MASK)} END` : r;
+  if (column.masked) return `CASE WHEN ${r} IS NULL THEN NULL ELSE ${quoteLiteral(MASK)} END`;
+  return column.textOutput ? outputText(r) : r;
 }
 
-/** json, xml and geometric types have no equality operator (see catalog compareAs). */
+/**
+ * True when a column's stored value differs (see CompareAs in src/catalog): IS DISTINCT FROM
+ * only where equality is image equality; otherwise the stored images, which needs no equality
+ * operator, runs no code of the type and depends on no session setting.
+ */
+export function changedExpression(before: string, after: string, compareAs: CompareAs | undefined): string {
+  if (compareAs === 'jsonb') return `pg_catalog.record_image_ne(ROW(${before}::pg_catalog.jsonb), ROW(${after}::pg_catalog.jsonb))`;
+  // 'text' is what installs before the image comparison recorded; it is compared by image too.
+  if (compareAs) return `pg_catalog.record_image_ne(ROW(${before}), ROW(${after}))`;
+  return `${before} IS DISTINCT FROM ${after}`;
+}
+
 function changed(before: string, after: string, column: ColumnPlan): string {
-  const cast = column.compareAs ? `::${column.compareAs}` : '';
-  return `${ref(before, column.name)}${cast} IS DISTINCT FROM ${ref(after, column.name)}${cast}`;
+  return changedExpression(ref(before, column.name), ref(after, column.name), column.compareAs);
 }
 
-function pkExpression(rec: string, primaryKey: string[]): string {
-  if (primaryKey.length === 1) return `${ref(rec, primaryKey[0]!)}::text`;
-  return `jsonb_build_array(${primaryKey.map((c) => ref(rec, c)).join(', ')})::text`;
+/**
+ * One key part (or object_repr), rendered the same from every session (see KeyForm in
+ * src/catalog): `single` gives text, otherwise a value for jsonb_build_array.
+ */
+export function keyPartExpression(r: string, form: KeyForm | undefined, single: boolean): string {
+  switch (form) {
+    case 'json': return single ? `(pg_catalog.to_jsonb(${r}) #>> '{}')` : r;
+    case 'timestamptz':
+      return `CASE WHEN pg_catalog.isfinite(${r}) THEN (pg_catalog.to_jsonb(${r} AT TIME ZONE 'UTC') #>> '{}') || '+00:00' ELSE ${r}::text END`;
+    case 'numeric': return single ? `pg_catalog.trim_scale(${r})::text` : `pg_catalog.trim_scale(${r})`;
+    case 'bytea': return `E'\\\\x' || pg_catalog.encode(${r}, 'hex')`;
+    case 'text': return outputText(r);
+    default: return single ? `${r}::text` : r;
+  }
+}
+
+function pkExpression(rec: string, plan: TablePlan): string {
+  const parts = plan.primaryKey;
+  if (parts.length === 1) return keyPartExpression(ref(rec, parts[0]!), plan.keyForms?.[0], true);
+  return `jsonb_build_array(${parts.map((c, i) => keyPartExpression(ref(rec, c), plan.keyForms?.[i], false)).join(', ')})::text`;
 }
 
 function reprExpression(plan: TablePlan, rec: string): string {
-  return plan.objectRepr === undefined ? 'NULL' : `${ref(rec, plan.objectRepr)}::text`;
+  return plan.objectRepr === undefined ? 'NULL' : keyPartExpression(ref(rec, plan.objectRepr), plan.reprForm, true);
 }
 
 function snapshotExpression(plan: TablePlan, rec: string, indent: string): string {
@@ -190,7 +228,7 @@ function notifyCheck(auditSchema: string, plan: TablePlan): string[] {
 
 function rowBody(auditSchema: string, plan: TablePlan): string {
   const identify = (rec: string) => [
-    `    row_pk := ${pkExpression(rec, plan.primaryKey)};`,
+    `    row_pk := ${pkExpression(rec, plan)};`,
     ...(plan.objectRepr !== undefined ? [`    row_repr := ${reprExpression(plan, rec)};`] : []),
     ...(plan.snapshot ? [`    row_snapshot := ${snapshotExpression(plan, rec, '      ')};`] : []),
   ];
@@ -260,7 +298,7 @@ function statementBody(auditSchema: string, plan: TablePlan): string {
   const insertInto = [`    INSERT INTO ${schema}.log_entry`, ...LOG_COLUMNS.map((l) => `      ${l}`)];
   const table = tableIdentity(plan).join(', ');
   const select = (rec: string, action: string, changes: string) =>
-    `    SELECT ${table}, ${pkExpression(rec, plan.primaryKey)}, ${reprExpression(plan, rec)}, '${action}',\n` +
+    `    SELECT ${table}, ${pkExpression(rec, plan)}, ${reprExpression(plan, rec)}, '${action}',\n` +
     `           ${changes},\n` +
     `           ${snapshotExpression(plan, rec, '             ')},\n` +
     `           ${ctxNames}`;
@@ -363,7 +401,7 @@ function keyPairing(
   const key = quoteIdent(freeAlias(plan, 'key'));
   const count = quoteIdent(freeAlias(plan, 'key_count'));
   const keyed = (rows: string, rec: string) =>
-    `(SELECT ${pkExpression(rec, plan.primaryKey)} AS ${key}, count(*) OVER (PARTITION BY ${pkExpression(rec, plan.primaryKey)}) AS ${count}, ${rec}.* FROM ${rows} ${rec})`;
+    `(SELECT ${pkExpression(rec, plan)} AS ${key}, count(*) OVER (PARTITION BY ${pkExpression(rec, plan)}) AS ${count}, ${rec}.* FROM ${rows} ${rec})`;
   const unique = (rec: string) => `${rec}.${count} = 1`;
   const counted = ['    GET DIAGNOSTICS row_count = ROW_COUNT;', '    entry_count := entry_count + row_count;'];
   return [
@@ -402,7 +440,7 @@ function partitionTruncate(auditSchema: string, plan: TablePlan, entry: string[]
   const selectDeletes = [
     `INSERT INTO ${schema}.log_entry`,
     ...LOG_COLUMNS.map((l) => `  ${l}`),
-    `SELECT $1, $2, ${pkExpression('o', plan.primaryKey)}, ${reprExpression(plan, 'o')}, 'delete',`,
+    `SELECT $1, $2, ${pkExpression('o', plan)}, ${reprExpression(plan, 'o')}, 'delete',`,
     `       ${wholeRow(plan, 'o', 'delete', '         ')},`,
     `       ${snapshotExpression(plan, 'o', '         ')},`,
     `       ${ctx.map((_, i) => `$${i + 3}`).join(', ')}`,

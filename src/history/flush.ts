@@ -6,7 +6,7 @@
 // no dead rows) and this batch loop only handles the partition the cutoff falls in.
 import type { FlushOptions, FlushResult } from '../interfaces';
 import { invalid, parseInstant, parseTable, schemaOf, type Db } from './common';
-import { logEvent } from './events';
+import { logSystemEvent } from './events';
 
 export const DEFAULT_BATCH_SIZE = 5000;
 
@@ -58,7 +58,7 @@ export async function flush(db: Db, options: FlushOptions = {}): Promise<FlushRe
     }
   }
   // Retention itself leaves a trace: who removed what, and when.
-  await logEvent(db, {
+  await logSystemEvent(db, {
     schema: options.schema, action: 'flush', ...(options.table !== undefined ? { table: options.table } : {}),
     data: { beforeDate: options.beforeDate ?? null, deleted },
   });

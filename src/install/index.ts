@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { ClientBase } from 'pg';
 import { loadMigrationFiles } from 'postgres-migrations';
 import { COMMENT_PREFIX, readInstalledTriggers, schemaExists, tableKey, type InstalledTrigger } from '../catalog';
+import { castProblems } from '../security/casts';
 import { resolveConfig, type TablePlan } from '../config/resolve';
 import { DEFAULT_BYPASS_ROLE, validateConfig, type NormalizedConfig } from '../config/validate';
 import { dropTableCapture, dropTriggers, generateTable, type GeneratedTable } from '../generate';
@@ -267,11 +268,13 @@ export async function status(client: ClientBase, configInput: ConfigInput): Prom
       detail: 'captured but not in the config: run auditlog install --prune to remove, or add it back',
     })),
   ].sort((a, b) => (a.table < b.table ? -1 : 1));
+  const problems = await castProblems(client, config.schema);
   return {
     schema: config.schema,
     pendingMigrations,
     tables,
-    drift: pendingMigrations > 0 || tables.some((t) => t.state !== 'installed'),
+    problems,
+    drift: pendingMigrations > 0 || tables.some((t) => t.state !== 'installed') || problems.length > 0,
     ddlWatch: await ddlWatchInstalled(client, config.schema),
   };
 }

@@ -54,7 +54,7 @@ BEGIN
            CASE WHEN o."ssn" IS DISTINCT FROM n."ssn"
              THEN jsonb_build_object('ssn', jsonb_build_array(CASE WHEN o."ssn" IS NULL THEN NULL ELSE '[masked]' END, CASE WHEN n."ssn" IS NULL THEN NULL ELSE '[masked]' END))
              ELSE '{}'::jsonb END ||
-           CASE WHEN o."prefs"::jsonb IS DISTINCT FROM n."prefs"::jsonb
+           CASE WHEN pg_catalog.record_image_ne(ROW(o."prefs"::pg_catalog.jsonb), ROW(n."prefs"::pg_catalog.jsonb))
              THEN jsonb_build_object('prefs', jsonb_build_array(o."prefs", n."prefs"))
              ELSE '{}'::jsonb END,
            jsonb_build_object(
@@ -72,7 +72,7 @@ BEGIN
     WHERE o."id" IS DISTINCT FROM n."id"
        OR o."email" IS DISTINCT FROM n."email"
        OR o."ssn" IS DISTINCT FROM n."ssn"
-       OR o."prefs"::jsonb IS DISTINCT FROM n."prefs"::jsonb;
+       OR pg_catalog.record_image_ne(ROW(o."prefs"::pg_catalog.jsonb), ROW(n."prefs"::pg_catalog.jsonb));
   ELSIF TG_OP = 'DELETE' THEN
     INSERT INTO "auditlog".log_entry
       (table_schema, table_name, object_pk, object_repr, action, changes, snapshot,
@@ -123,8 +123,8 @@ CREATE TRIGGER "auditlog_truncate_18f965ef"
   AFTER TRUNCATE ON "public"."users"
   FOR EACH STATEMENT EXECUTE FUNCTION "auditlog"."capture_public_users_14447575"();
 
-COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog 14eee41c6335';
-COMMENT ON TRIGGER "auditlog_insert_18f965ef" ON "public"."users" IS 'pg-auditlog 14eee41c6335';
-COMMENT ON TRIGGER "auditlog_update_18f965ef" ON "public"."users" IS 'pg-auditlog 14eee41c6335';
-COMMENT ON TRIGGER "auditlog_delete_18f965ef" ON "public"."users" IS 'pg-auditlog 14eee41c6335';
-COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog 14eee41c6335';
+COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog 25e798e1ccd2';
+COMMENT ON TRIGGER "auditlog_insert_18f965ef" ON "public"."users" IS 'pg-auditlog 25e798e1ccd2';
+COMMENT ON TRIGGER "auditlog_update_18f965ef" ON "public"."users" IS 'pg-auditlog 25e798e1ccd2';
+COMMENT ON TRIGGER "auditlog_delete_18f965ef" ON "public"."users" IS 'pg-auditlog 25e798e1ccd2';
+COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog 25e798e1ccd2';

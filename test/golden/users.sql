@@ -39,7 +39,7 @@ BEGIN
     IF OLD."ssn" IS DISTINCT FROM NEW."ssn" THEN
       diff := diff || jsonb_build_object('ssn', jsonb_build_array(CASE WHEN OLD."ssn" IS NULL THEN NULL ELSE '[masked]' END, CASE WHEN NEW."ssn" IS NULL THEN NULL ELSE '[masked]' END));
     END IF;
-    IF OLD."prefs"::jsonb IS DISTINCT FROM NEW."prefs"::jsonb THEN
+    IF pg_catalog.record_image_ne(ROW(OLD."prefs"::pg_catalog.jsonb), ROW(NEW."prefs"::pg_catalog.jsonb)) THEN
       diff := diff || jsonb_build_object('prefs', jsonb_build_array(OLD."prefs", NEW."prefs"));
     END IF;
     IF diff = '{}'::jsonb THEN
@@ -101,6 +101,6 @@ CREATE TRIGGER "auditlog_truncate_18f965ef"
   AFTER TRUNCATE ON "public"."users"
   FOR EACH STATEMENT EXECUTE FUNCTION "auditlog"."capture_public_users_14447575"();
 
-COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog f2d0defe0432';
-COMMENT ON TRIGGER "auditlog_row_18f965ef" ON "public"."users" IS 'pg-auditlog f2d0defe0432';
-COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog f2d0defe0432';
+COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog 8ef634933279';
+COMMENT ON TRIGGER "auditlog_row_18f965ef" ON "public"."users" IS 'pg-auditlog 8ef634933279';
+COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog 8ef634933279';
