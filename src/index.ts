@@ -13,3 +13,4 @@ export {
 } from './history';
 export { subscribe } from './events';
 export { seal, verify } from './security/verify';
+export { maintain } from './maintain';

@@ -30,6 +30,21 @@ export interface TableConfig {
   primaryKey?: string[];
   /** Capture mode for this table; default: the top-level `mode`. */
   mode?: CaptureMode;
+  /**
+   * This table's entries go to their own table of the audit schema (a partition of
+   * log_entry, read through it as before), e.g. "users_log". See docs/partitioning.md.
+   */
+  logTable?: string;
+}
+
+/** Time partitioning of the log (`partitioning` in the config). See docs/partitioning.md. */
+export interface PartitioningConfig {
+  /** One partition per day, ISO week (from Monday) or month, in UTC. */
+  interval: 'day' | 'week' | 'month';
+  /** `auditlog maintain` drops partitions wholly older than this, e.g. "13 months", "90 days". */
+  retention?: string;
+  /** Partitions kept ready ahead of now. Default 7 days, 4 weeks or 3 months. */
+  premake?: number;
 }
 
 export interface IncludeAllConfig {
@@ -56,6 +71,8 @@ export interface AuditConfig {
   tamperEvidence?: boolean;
   /** Row-level security on the log: non-owner roles read only their transaction's tenant. Default false. */
   tenantIsolation?: boolean;
+  /** Range-partition the log on `ts` (opt-in; `auditlog install` converts an existing log). */
+  partitioning?: PartitioningConfig;
 }
 
 /** Role separation, applied by `auditlog install` (flags --owner-role, --app-role override). */
@@ -371,6 +388,8 @@ export interface VerifyOptions {
 }
 
 export interface VerifyReport {
+  /** Entries removed by retention (dropped partitions, flush) since sealing began: excused, not missing. */
+  droppedEntries: number;
   /** Entries sealed by this run. */
   sealedNow: number;
   /** Entries covered by the chain. */
@@ -382,4 +401,28 @@ export interface VerifyReport {
   status: StatusReport;
   /** No problem and no drift: `auditlog verify` exits 0. */
   intact: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Partition maintenance (src/maintain)
+
+export interface MaintainOptions {
+  /** Instant to plan for (tests, dry runs). Default: the database's now(). */
+  now?: Date;
+  /** Wait at most this long for a lock on the log per step (default 5000 ms); a step that times out is retried by the next run. */
+  lockTimeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface MaintainResult {
+  /** Partitions created (ahead of now, or for entries caught by a default partition). */
+  created: string[];
+  /** Entries moved out of default partitions into their own. */
+  moved: number;
+  /** Partitions dropped by retention. */
+  dropped: string[];
+  /** Entries in the dropped partitions. */
+  droppedEntries: number;
+  /** Steps skipped because a lock was not granted in time (run again later). */
+  skipped: string[];
 }

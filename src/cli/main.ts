@@ -11,9 +11,10 @@ import { historyCommand } from './commands/history';
 import { flushCommand } from './commands/flush';
 import { reportCommand } from './commands/report';
 import { verifyCommand } from './commands/verify';
+import { maintainCommand } from './commands/maintain';
 
 const COMMANDS: Command[] = [
-  initCommand, installCommand, statusCommand, uninstallCommand, tailCommand, historyCommand, flushCommand, reportCommand, verifyCommand,
+  initCommand, installCommand, statusCommand, uninstallCommand, tailCommand, historyCommand, flushCommand, reportCommand, verifyCommand, maintainCommand,
 ];
 
 function usage(): string {

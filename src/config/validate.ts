@@ -4,13 +4,13 @@ import { displayName, parseColumnName, parseQualifiedName, type QualifiedName } 
 import type { CaptureMode, CapturedAction } from '../interfaces';
 
 export const ALL_ACTIONS: readonly CapturedAction[] = ['insert', 'update', 'delete', 'truncate'];
-const TOP_LEVEL_KEYS = ['schema', 'mode', 'excludeFields', 'includeAll', 'tables', 'roles', 'tamperEvidence', 'tenantIsolation'];
+const TOP_LEVEL_KEYS = ['schema', 'mode', 'excludeFields', 'includeAll', 'tables', 'roles', 'tamperEvidence', 'tenantIsolation', 'partitioning'];
 const MODES: readonly CaptureMode[] = ['row', 'statement'];
 export const DEFAULT_MODE: CaptureMode = 'statement';
 const ROLE_KEYS = ['owner', 'app', 'appReadsLog', 'bypass'];
 /** The bypass role when the config names none. Roles are cluster-wide: one serves every database. */
 export const DEFAULT_BYPASS_ROLE = 'auditlog_bypass';
-const TABLE_KEYS = ['include', 'exclude', 'mask', 'mapping', 'objectRepr', 'snapshot', 'actions', 'primaryKey', 'mode'];
+const TABLE_KEYS = ['include', 'exclude', 'mask', 'mapping', 'objectRepr', 'snapshot', 'actions', 'primaryKey', 'mode', 'logTable'];
 
 export interface NormalizedTableConfig {
   table: QualifiedName;
@@ -26,6 +26,8 @@ export interface NormalizedTableConfig {
   primaryKey?: string[];
   /** Unset: the config's default mode. */
   mode?: CaptureMode;
+  /** Own log table in the audit schema (a partition of log_entry); unset: the shared log. */
+  logTable?: string;
 }
 
 export interface NormalizedConfig {
@@ -38,6 +40,8 @@ export interface NormalizedConfig {
   roles: NormalizedRoles;
   tamperEvidence: boolean;
   tenantIsolation: boolean;
+  /** Time partitioning of the log (`partitioning`); unset: one plain table. */
+  partitioning?: NormalizedPartitioning;
 }
 
 export interface NormalizedRoles {
@@ -143,11 +147,19 @@ export function validateConfig(raw: unknown, source = 'config'): NormalizedConfi
   const tamperEvidence = flag('tamperEvidence');
   const tenantIsolation = flag('tenantIsolation');
 
+  if (raw.retention !== undefined) {
+    problems.push('"retention" belongs inside "partitioning": write "partitioning": { "interval": "month", "retention": "13 months" }');
+  }
+  const partitioning = validatePartitioning(raw.partitioning, problems);
+  for (const t of tables) {
+    if (t.logTable !== undefined && t.logTable === schema) problems.push(`tables["${t.key}"].logTable must differ from the audit schema name`);
+  }
+
   if (!includeAll && tables.length === 0 && problems.length === 0) {
     problems.push('nothing to audit: add tables under "tables" or set "includeAll"');
   }
   if (problems.length > 0) throw invalid(source, problems);
-  return { schema, mode, excludeFields, includeAll, tables, roles, tamperEvidence, tenantIsolation };
+  return { schema, mode, excludeFields, includeAll, tables, roles, tamperEvidence, tenantIsolation, ...(partitioning ? { partitioning } : {}) };
 }
 
 /** A role name as PostgreSQL stores it: non-empty, no NUL, at most 63 bytes (longer is truncated). */
@@ -234,6 +246,11 @@ function validateTableConfig(
     if (!MODES.includes(value.mode as CaptureMode)) problems.push(`${at}.mode must be "statement" or "row"`);
     else out.mode = value.mode as CaptureMode;
   }
+  if (value.logTable !== undefined) {
+    const problem = logTableProblem(value.logTable);
+    if (problem) problems.push(`${at}.logTable ${problem}`);
+    else out.logTable = value.logTable as string;
+  }
   if (value.actions !== undefined) {
     const actions = value.actions;
     if (!Array.isArray(actions) || actions.length === 0 || actions.some((a) => !ALL_ACTIONS.includes(a as CapturedAction))) {
@@ -249,4 +266,69 @@ function validateTableConfig(
 export function invalid(source: string, problems: string[]): AuditLogError {
   const list = problems.map((p) => `  - ${p}`).join('\n');
   return new AuditLogError('CONFIG_INVALID', `${source} is invalid:\n${list}`, { problems });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Partitioning and per-table logs (see src/maintain and docs/partitioning.md)
+
+export type PartitionInterval = 'day' | 'week' | 'month';
+export const INTERVALS: readonly PartitionInterval[] = ['day', 'week', 'month'];
+
+export interface NormalizedPartitioning {
+  interval: PartitionInterval;
+  /** Entries older than this are dropped by `maintain`, a whole partition at a time. */
+  retention?: { amount: number; unit: 'day' | 'week' | 'month' | 'year'; text: string };
+  /** Partitions kept ready ahead of now. */
+  premake: number;
+}
+
+const PARTITIONING_KEYS = ['interval', 'retention', 'premake'];
+/** Default partitions ahead: about a week of days, a month of weeks, a quarter of months. */
+export const DEFAULT_PREMAKE: Record<PartitionInterval, number> = { day: 7, week: 4, month: 3 };
+
+/** "13 months", "90 days", "2 years", "1 week" → its parts; undefined when unreadable. */
+export function parseRetention(text: string): NormalizedPartitioning['retention'] | undefined {
+  const m = /^\s*(\d{1,4})\s*(day|week|month|year)s?\s*$/i.exec(text);
+  if (!m || Number(m[1]) < 1) return undefined;
+  return { amount: Number(m[1]), unit: m[2]!.toLowerCase() as 'day' | 'week' | 'month' | 'year', text: text.trim() };
+}
+
+function validatePartitioning(raw: unknown, problems: string[]): NormalizedPartitioning | undefined {
+  if (raw === undefined) return undefined;
+  if (!isPlainObject(raw)) {
+    problems.push('"partitioning" must be an object like { "interval": "month", "retention": "13 months" }');
+    return undefined;
+  }
+  for (const key of Object.keys(raw)) {
+    if (!PARTITIONING_KEYS.includes(key)) problems.push(`partitioning: unknown key "${key}"; expected one of ${PARTITIONING_KEYS.join(', ')}`);
+  }
+  if (!INTERVALS.includes(raw.interval as PartitionInterval)) {
+    problems.push(`partitioning.interval must be "day", "week" or "month" (got ${JSON.stringify(raw.interval)})`);
+    return undefined;
+  }
+  const interval = raw.interval as PartitionInterval;
+  const out: NormalizedPartitioning = { interval, premake: DEFAULT_PREMAKE[interval] };
+  if (raw.retention !== undefined) {
+    const retention = typeof raw.retention === 'string' ? parseRetention(raw.retention) : undefined;
+    if (!retention) problems.push(`partitioning.retention must read like "13 months", "90 days", "52 weeks" or "2 years" (got ${JSON.stringify(raw.retention)})`);
+    else out.retention = retention;
+  }
+  if (raw.premake !== undefined) {
+    if (!Number.isInteger(raw.premake) || (raw.premake as number) < 1 || (raw.premake as number) > 366) {
+      problems.push('partitioning.premake must be a whole number of partitions from 1 to 366 (how many to create ahead of now)');
+    } else out.premake = raw.premake as number;
+  }
+  return out;
+}
+
+/** Log table names: an identifier of our own making, short enough for "_p20260101" suffixes. */
+function logTableProblem(value: unknown): string | undefined {
+  if (typeof value !== 'string' || !/^[a-z_][a-z0-9_]*$/.test(value)) {
+    return `must be a lower-case table name of letters, digits and "_" (e.g. "users_log"); got ${JSON.stringify(value)}`;
+  }
+  if (value.length > 48) return `"${value}" is longer than 48 characters (partitions add a suffix of up to 15): shorten it`;
+  if (/^(log_entry|tracked_table|subscriber_cursor|security_setting|seal_batch|entry_seal|dropped_range|migrations)(_|$)/.test(value)) {
+    return `"${value}" clashes with a table of the audit schema: choose another name, e.g. "users_log"`;
+  }
+  return undefined;
 }
