@@ -62,7 +62,7 @@ export async function createTestDatabase(label: string): Promise<TestDatabase> {
     pool,
     withClient,
     sql,
-    install: (config) => withClient(async (c) => { await install(c, config); }),
+    install: (config) => withClient(async (c) => { await install(c, withTestPartitioning(config)); }),
     entries: async (where = 'true', values) =>
       (await sql(`SELECT * FROM auditlog.log_entry WHERE ${where} ORDER BY id`, values)) as LogEntry[],
     async drop() {
@@ -76,6 +76,16 @@ export async function createTestDatabase(label: string): Promise<TestDatabase> {
       }
     },
   };
+}
+
+/**
+ * AUDITLOG_TEST_PARTITIONING=day|week|month runs the suite's installs with a partitioned log
+ * (docs/partitioning.md): the same tests must pass either way.
+ */
+export function withTestPartitioning(config: AuditConfig): AuditConfig {
+  const interval = process.env.AUDITLOG_TEST_PARTITIONING;
+  if (interval !== 'day' && interval !== 'week' && interval !== 'month') return config;
+  return config.partitioning ? config : { ...config, partitioning: { interval } };
 }
 
 /** Runs fn inside BEGIN … ROLLBACK, for tests that only look. */

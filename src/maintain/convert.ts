@@ -17,6 +17,7 @@
 import type { ClientBase } from 'pg';
 import type { NormalizedConfig, PartitionInterval } from '../config/validate';
 import { AuditLogError } from '../errors';
+import { dollarQuote } from '../generate';
 import { displayName, quoteIdent, quoteLiteral, type QualifiedName } from '../ident';
 import {
   DEFAULT_SUFFIX, LEGACY_SUFFIX, ROOT, ROUTE_KEY, SHARED, addPeriods, childrenOf, periodStart, qualifiedLog, readLogTree,
@@ -236,8 +237,17 @@ export async function planConversion(client: ClientBase, config: NormalizedConfi
       const legacy = ROOT + LEGACY_SUFFIX;
       statements.push(
         ...swapRoot(s, f, legacy, 'RANGE (ts)'),
-        `ALTER TABLE ${qualifiedLog(s, ROOT)} ATTACH PARTITION ${qualifiedLog(s, legacy)} FOR VALUES FROM (MINVALUE) TO (${tsLiteral(b)});`,
-        `ALTER TABLE ${qualifiedLog(s, legacy)} DROP CONSTRAINT IF EXISTS ${quoteIdent(BOUND_CONSTRAINT)};`,
+        // Decided under the lock: an empty log (a fresh install) needs no legacy partition,
+        // so partitions of past periods can be made for entries imported later.
+        `DO ${dollarQuote(`BEGIN
+  IF EXISTS (SELECT 1 FROM ${qualifiedLog(s, legacy)}) THEN
+    ALTER TABLE ${qualifiedLog(s, ROOT)} ATTACH PARTITION ${qualifiedLog(s, legacy)} FOR VALUES FROM (MINVALUE) TO (${tsLiteral(b)});
+    ALTER TABLE ${qualifiedLog(s, legacy)} DROP CONSTRAINT IF EXISTS ${quoteIdent(BOUND_CONSTRAINT)};
+  ELSE
+    DROP TABLE ${qualifiedLog(s, legacy)};
+  END IF;
+END
+`, 'legacy')};`,
         `CREATE TABLE ${qualifiedLog(s, ROOT + DEFAULT_SUFFIX)} PARTITION OF ${qualifiedLog(s, ROOT)} DEFAULT;`,
         primaryKey(s, ROOT + DEFAULT_SUFFIX),
       );
