@@ -5,7 +5,7 @@
 import { Pool } from 'pg';
 import { flush, getForObject, history, install, maintain, report, stateAt, verify } from '../src';
 import type { AuditConfig } from '../src/interfaces';
-import { createTestDatabase, type TestDatabase } from './helpers';
+import { createTestDatabase, verifySealed, type TestDatabase } from './helpers';
 
 let db: TestDatabase;
 
@@ -24,21 +24,12 @@ const partitions = async () => (await db.sql(
    FROM pg_catalog.pg_partition_tree('auditlog.log_entry') t JOIN pg_catalog.pg_class c ON c.oid = t.relid
    WHERE t.level > 0 ORDER BY 1`)) as { name: string; bound: string }[];
 
-/** verify until every committed entry is sealed (other test files' transactions hold the horizon back). */
-async function verifySealed(config: AuditConfig) {
-  for (let i = 0; ; i++) {
-    const r = await db.withClient((c) => verify(c, config));
-    const [{ n }] = await db.sql('SELECT count(*)::int AS n FROM auditlog.log_entry');
-    if (r.sealedTotal >= n || i === 200) return r;
-    await new Promise((res) => setTimeout(res, 50));
-  }
-}
 
 test('install converts a populated, sealed log while writers keep writing; nothing lost or changed', async () => {
   await db.install(plain);
   for (let i = 1; i <= 50; i++) await db.sql(`INSERT INTO notes VALUES ($1::int, 'n' || $1::text)`, [i]);
   await db.sql(`UPDATE notes SET body = body || '!' WHERE id <= 10`);
-  expect(await verifySealed(plain)).toMatchObject({ intact: true, sealedTotal: 60 });
+  expect(await verifySealed(db, plain)).toMatchObject({ intact: true, sealedTotal: 60 });
   const before = await db.entries();
 
   // Eight writers, each committing single-row updates as fast as it can, through the conversion.
@@ -80,7 +71,7 @@ test('install converts a populated, sealed log while writers keep writing; nothi
   expect(new Set(after.map((e) => e.id)).size).toBe(after.length);
   expect(await db.sql(`SELECT 1 FROM pg_constraint WHERE conname = 'log_entry_partition_bound'`)).toEqual([]);
 
-  const report1 = await verifySealed(monthly);
+  const report1 = await verifySealed(db, monthly);
   expect(report1.problems).toEqual([]);
   expect(report1.intact).toBe(true);
 
@@ -121,7 +112,7 @@ test('a default partition catches a stray entry; maintain moves it into its own 
 
 test('retention drops whole partitions; verify checks from the oldest kept entry and still sees tampering', async () => {
   const entries = await db.entries();
-  const sealed = await verifySealed(monthly);
+  const sealed = await verifySealed(db, monthly);
   expect(sealed.intact).toBe(true);
   // Sixteen months from now the legacy partition (up to two months ahead of today) is past
   // the 13 months of retention.
@@ -136,7 +127,7 @@ test('retention drops whole partitions; verify checks from the oldest kept entry
   expect((await db.entries(`action = 'retention'`)).length).toBe(r.dropped.length);
 
   await db.sql(`INSERT INTO notes VALUES (2000, 'kept')`);
-  const ok = await verifySealed(monthly);
+  const ok = await verifySealed(db, monthly);
   expect(ok.problems).toEqual([]);
   expect(ok.intact).toBe(true);
   expect(ok.droppedEntries).toBe(entries.length);
@@ -165,7 +156,7 @@ test('flush --before-date drops the partitions wholly before the date and delete
   expect(names).not.toContain('log_entry_p20250201');
   expect(names).toContain('log_entry_p20250301');
   expect((await db.entries(`action = 'old'`)).length).toBe(17);
-  expect(await verifySealed(monthly)).toMatchObject({ intact: true, problems: [] });
+  expect(await verifySealed(db, monthly)).toMatchObject({ intact: true, problems: [] });
   // And history paging still works over many partitions.
   const page = await history(db.pool, { actions: ['old'], limit: 5, order: 'oldest' });
   expect(page.entries[0]!.ts.toISOString()).toBe('2025-03-15T00:00:00.000Z');
