@@ -188,12 +188,16 @@ export async function dropPartitions(client: ClientBase, schema: string, tree: L
  * has one), in one transaction; flush then deletes only inside the boundary partition.
  */
 export async function dropPartitionsBefore(db: Db, schema: string, before: string, table: QualifiedName | null): Promise<number> {
+  // A plain log (the default): nothing to drop, and no transaction of our own either.
+  const { rows: [root] } = await db.query<{ partitioned: boolean }>(
+    `SELECT coalesce((SELECT relkind = 'p' FROM pg_catalog.pg_class WHERE oid = pg_catalog.to_regclass($1)), false) AS partitioned`,
+    [qualifiedLog(schema, ROOT)]);
+  if (!root?.partitioned) return 0;
   const client = isPool(db) ? await db.connect() : db;
   try {
     return await inTransaction(client, async () => {
       await lockAgainstInstall(client, schema);
       const tree = await readLogTree(client, schema);
-      if (tree.get(ROOT)?.kind === 'plain' || tree.size === 0) return 0;
       const { rows: [b] } = await client.query<{ t: Date }>('SELECT $1::timestamptz AS t', [before]);
       let under: string | undefined;
       if (table !== null) {
