@@ -6,7 +6,7 @@
 CREATE FUNCTION reserved_action(verb text) RETURNS boolean
 LANGUAGE sql IMMUTABLE
 BEGIN ATOMIC
-  SELECT verb = ANY (ARRAY['insert', 'update', 'delete', 'truncate', 'ddl', 'bypass', 'bypass_refused', 'flush']);
+  SELECT verb = ANY (ARRAY['insert', 'update', 'delete', 'truncate', 'ddl', 'bypass', 'bypass_refused', 'flush', 'retention']);
 END;
 
 -- Writes one manual entry with the session context of the calling transaction. Not SECURITY
@@ -71,7 +71,7 @@ BEGIN
       USING ERRCODE = '22023';
   END IF;
   IF reserved_action(event_action) THEN
-    RAISE EXCEPTION 'event action "%" is reserved: pg-auditlog writes it itself (insert, update, delete, truncate, ddl, bypass, bypass_refused, flush)', event_action
+    RAISE EXCEPTION 'event action "%" is reserved: pg-auditlog writes it itself (insert, update, delete, truncate, ddl, bypass, bypass_refused, flush, retention)', event_action
       USING ERRCODE = '22023', HINT = 'use another verb, e.g. "access", "export", "login"';
   END IF;
   IF event_data IS NOT NULL AND jsonb_typeof(event_data) <> 'object' THEN

@@ -19,3 +19,4 @@ export { seal, verify } from './security/verify';
 export { auditViewer } from './viewer';
 export { serveViewer } from './viewer/server';
 export { forwardToNats, entrySubject, escapeSubjectToken, unescapeSubjectToken } from './forward';
+export { maintain } from './maintain';

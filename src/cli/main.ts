@@ -13,9 +13,10 @@ import { reportCommand } from './commands/report';
 import { verifyCommand } from './commands/verify';
 import { serveCommand } from './commands/serve';
 import { forwardCommand } from './commands/forward';
+import { maintainCommand } from './commands/maintain';
 
 const COMMANDS: Command[] = [
-  initCommand, installCommand, statusCommand, uninstallCommand, tailCommand, historyCommand, flushCommand, reportCommand, verifyCommand, serveCommand, forwardCommand,
+  initCommand, installCommand, statusCommand, uninstallCommand, tailCommand, historyCommand, flushCommand, reportCommand, verifyCommand, serveCommand, forwardCommand, maintainCommand,
 ];
 
 function usage(): string {

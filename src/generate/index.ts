@@ -38,7 +38,7 @@ function triggerName(auditSchema: string, table: QualifiedName, kind: string): s
 }
 
 /** `$tag$` that does not occur in `body`, so the body can never close its own quote. */
-function dollarQuote(body: string, tag: string): string {
+export function dollarQuote(body: string, tag: string): string {
   let candidate = `$${tag}$`;
   for (let i = 1; body.includes(candidate); i++) candidate = `$${tag}${i}$`;
   return `${candidate}\n${body}${candidate}`;

@@ -18,6 +18,8 @@ import { ddlWatchInstalled, dropDdlWatch, ensureDdlWatch } from './ddl-watch';
 import { applyMigrations, MIGRATIONS_DIR, pendingMigrationCount } from './migrations';
 import { applySecurity, ensureRoles } from '../security/roles';
 import { validateRoleOverrides } from '../security/options';
+import { dropStaleBound, planConversion, prepareConversion, BOUND_CONSTRAINT } from '../maintain/convert';
+import { ensurePartitions } from '../maintain';
 
 /** A config as written by the user, or one already validated. */
 export type ConfigInput = AuditConfig | NormalizedConfig;
@@ -169,6 +171,15 @@ export async function install(client: ClientBase, configInput: ConfigInput, opti
   // `roles` is absent from a NormalizedConfig built by hand (older callers).
   const roles = { ...(config.roles ?? { appReadsLog: true, bypass: DEFAULT_BYPASS_ROLE }), ...validateRoleOverrides(options.roles) };
   await ensureRoles(client, roles);
+  const { rows: [clock] } = await client.query<{ now: Date }>('SELECT now() AS now');
+  const now = clock!.now;
+  // Converting a big plain log to time partitions: its one scan runs here, writers unblocked.
+  try {
+    for (const line of await prepareConversion(client, config, now)) log(line);
+  } catch (err) {
+    await dropStaleBound(client, config.schema).catch(() => undefined);
+    throw err;
+  }
   return inTransaction(client, async () => {
     await lockSchema(client, config.schema);
     const p = await plan(client, config);
@@ -178,6 +189,12 @@ export async function install(client: ClientBase, configInput: ConfigInput, opti
       log('not a superuser: the DDL watch is not installed, so after DROP or RENAME COLUMN on an audited table, ' +
         'writes to it fail until you run auditlog install again');
     }
+    const conversion = await planConversion(client, config, now);
+    for (const sql of conversion.statements) await client.query(sql);
+    if (conversion.statements.length > 0) log(`partitioned ${quoteIdent(config.schema)}.log_entry as configured (every entry kept)`);
+    for (const note of conversion.notes) log(`note: ${note}`);
+    if (!config.partitioning && await dropStaleBound(client, config.schema)) log(`removed ${BOUND_CONSTRAINT} left by an unfinished conversion`);
+    if (config.partitioning) await ensurePartitions(client, config.schema, config.partitioning, now, log);
 
     const result: InstallResult = { migrationsApplied, installed: [], unchanged: [], pruned: [] };
     for (const t of p.tables) {
@@ -205,6 +222,9 @@ export async function install(client: ClientBase, configInput: ConfigInput, opti
     }
     await applySecurity(client, config, roles, p.tables.map((t) => t.generated.table), log);
     return result;
+  }).catch(async (err: unknown) => {
+    await dropStaleBound(client, config.schema).catch(() => undefined);
+    throw err;
   });
 }
 
@@ -228,6 +248,21 @@ export async function renderInstall(client: ClientBase, configInput: ConfigInput
     out.push('RESET search_path;');
   } else {
     out.push('-- audit schema: up to date');
+  }
+  const { rows: [clock] } = await client.query<{ now: Date }>('SELECT now() AS now');
+  const conversion = await planConversion(client, config, clock!.now);
+  if (conversion.statements.length > 0) {
+    out.push('', '-- partitioning (config "partitioning" / "logTable"): every entry is kept, ids and values unchanged.');
+    if (conversion.statements.some((sql) => sql.includes(BOUND_CONSTRAINT))) {
+      out.push(`-- Before this transaction, in short transactions of their own: ALTER TABLE … ADD CONSTRAINT ${BOUND_CONSTRAINT}`,
+        '-- CHECK (ts < <bound>) NOT VALID, then VALIDATE CONSTRAINT (one scan; writers keep writing), so that the',
+        '-- ATTACH below proves the partition constraint without scanning while writers wait.');
+    }
+    out.push(...conversion.statements);
+  }
+  for (const note of conversion.notes) out.push(commentText(`-- note: ${note}`));
+  if (config.partitioning) {
+    out.push(`-- then partitions for the current ${config.partitioning.interval} and ${config.partitioning.premake} ahead (as auditlog maintain does)`);
   }
   if (!(await ddlWatchInstalled(client, config.schema))) {
     out.push('', '-- DDL watch (only when installing as a superuser): an event trigger on ALTER TABLE that keeps',

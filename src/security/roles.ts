@@ -264,16 +264,54 @@ export async function applySecurity(
   // Sealing reads the log by transaction id through log_entry_txid_idx (txid, id), which the
   // events migration creates for subscribers anyway.
 
-  await client.query(`DROP POLICY IF EXISTS ${quoteIdent(TENANT_POLICY)} ON ${logTable}`);
-  if (config.tenantIsolation) {
+  // Every table of a partitioned log gets the same policy: reads through log_entry use the
+  // parent's, but a role granted one partition directly (a per-table log) reads it with its own.
+  for (const table of [logTable, ...(await logPartitions(client, config.schema))]) {
+    await applyTenantPolicy(client, table, config.tenantIsolation);
+  }
+}
+
+/** The partitions (at every level) of the audit schema's log_entry, quoted. */
+async function logPartitions(client: ClientBase, schema: string): Promise<string[]> {
+  const { rows } = await client.query<{ name: string }>(
+    `SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS name
+     FROM pg_catalog.pg_partition_tree(pg_catalog.to_regclass($1)) t
+     JOIN pg_catalog.pg_class c ON c.oid = t.relid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE t.level > 0 ORDER BY t.level, c.relname`,
+    [`${quoteIdent(schema)}.log_entry`]);
+  return rows.map((r) => r.name);
+}
+
+async function applyTenantPolicy(client: ClientBase, table: string, on: boolean): Promise<void> {
+  await client.query(`DROP POLICY IF EXISTS ${quoteIdent(TENANT_POLICY)} ON ${table}`);
+  if (on) {
     // Parsed now and stored as a tree: no search_path can redirect it later. No tenant set
     // means NULL, which matches no row: a reader without a tenant sees nothing.
-    await client.query(`CREATE POLICY ${quoteIdent(TENANT_POLICY)} ON ${logTable} FOR SELECT
+    await client.query(`CREATE POLICY ${quoteIdent(TENANT_POLICY)} ON ${table} FOR SELECT
       USING (tenant_id = NULLIF(pg_catalog.current_setting('auditlog.tenant', true), ''))`);
-    await client.query(`ALTER TABLE ${logTable} ENABLE ROW LEVEL SECURITY`);
+    await client.query(`ALTER TABLE ${table} ENABLE ROW LEVEL SECURITY`);
   } else {
-    await client.query(`ALTER TABLE ${logTable} DISABLE ROW LEVEL SECURITY`);
+    await client.query(`ALTER TABLE ${table} DISABLE ROW LEVEL SECURITY`);
   }
+}
+
+/**
+ * A log table created after install (a partition made by `auditlog maintain`): owned by the
+ * audit schema's owner like the rest, readable by nobody directly, and under the tenant
+ * policy when log_entry has it.
+ */
+export async function secureLogTable(client: ClientBase, schema: string, name: string): Promise<void> {
+  const table = `${quoteIdent(schema)}.${quoteIdent(name)}`;
+  const { rows: [facts] } = await client.query<{ owner: string; table_owner: string; rls: boolean }>(
+    `SELECT pg_catalog.pg_get_userbyid(n.nspowner) AS owner, pg_catalog.pg_get_userbyid(c.relowner) AS table_owner,
+            (SELECT r.relrowsecurity FROM pg_catalog.pg_class r WHERE r.oid = pg_catalog.to_regclass($2)) AS rls
+     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = pg_catalog.to_regclass($1)`,
+    [table, `${quoteIdent(schema)}.log_entry`]);
+  if (!facts) return;
+  if (facts.owner !== facts.table_owner) await client.query(`ALTER TABLE ${table} OWNER TO ${quoteIdent(facts.owner)}`);
+  await client.query(`REVOKE ALL ON ${table} FROM PUBLIC`);
+  if (facts.rls) await applyTenantPolicy(client, table, true);
 }
 
 /**
