@@ -44,7 +44,7 @@ beforeAll(async () => {
   } finally {
     await writer.end();
   }
-  [full, bare] = (await db.entries()).map((e) => e.id);
+  [full, bare] = (await db.entries()).map((e) => e.id) as [string, string];
   columns = await db.sql(`SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute
                           WHERE attrelid = 'auditlog.log_entry'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`);
   await db.sql('CREATE TABLE saved AS SELECT * FROM auditlog.log_entry');
