@@ -118,6 +118,7 @@ BEGIN
       -- TRUNCATE of a partition logs the rows it removes, read from the partition itself (there
       -- is no transition table for TRUNCATE): the role capture runs as needs to read it.
       IF trg.tgtype & 32 <> 0 AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = trg.fn_owner) THEN
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', trg.nspname, pg_get_userbyid(trg.fn_owner));
         EXECUTE format('GRANT SELECT ON %I.%I TO %I', trg.nspname, trg.relname, pg_get_userbyid(trg.fn_owner));
       END IF;
     END LOOP;

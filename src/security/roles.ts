@@ -194,13 +194,14 @@ async function grantWriter(client: ClientBase, schema: string, writer: string): 
   // (truncate_cover), and a partition's TRUNCATE logs the rows it removes, read from the
   // partition itself (TRUNCATE has no transition table).
   await client.query(`GRANT SELECT, INSERT, DELETE ON ${s}.truncate_cover TO ${w}`);
-  const { rows: partitions } = await client.query<{ rel: string }>(
-    `SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) AS rel
+  const { rows: partitions } = await client.query<{ rel: string; schema: string }>(
+    `SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) AS rel, pg_catalog.quote_ident(n.nspname) AS schema
      FROM ${s}.tracked_table tt
      CROSS JOIN LATERAL pg_catalog.pg_partition_tree(tt.table_oid) part
      JOIN pg_catalog.pg_class c ON c.oid = part.relid
      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
      WHERE part.parentrelid IS NOT NULL`);
+  for (const schema of new Set(partitions.map((p) => p.schema))) await client.query(`GRANT USAGE ON SCHEMA ${schema} TO ${w}`);
   for (const { rel } of partitions) await client.query(`GRANT SELECT ON ${rel} TO ${w}`);
   const { rows: [seq] } = await client.query<{ seq: string }>('SELECT pg_catalog.pg_get_serial_sequence($1, $2) AS seq', [`${s}.log_entry`, 'id']);
   await client.query(`GRANT USAGE ON SEQUENCE ${seq!.seq} TO ${w}`);  // lastval() for the notification
