@@ -9,7 +9,8 @@ export { withAuditSession, currentAuditContext } from './session';
 export { MASK } from './generate';
 export {
   history, allHistory, getForObject, getForObjects, getEntry, describeEntry, describeEntries,
-  stateAt, revert, logEvent, flush, report,
+  stateAt, isUnknownState, baseline, revert, logEvent, flush, report,
 } from './history';
+export { ExactNumber, isExactNumber, parseExactJson, stringifyExactJson } from './json';
 export { subscribe } from './events';
 export { seal, verify } from './security/verify';

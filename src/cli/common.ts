@@ -28,8 +28,8 @@ export interface Command {
   run: (values: Record<string, string | boolean | undefined>, positionals: string[], io: Io) => Promise<number>;
 }
 
-/** Exit codes: 0 success, 1 failure or drift, 2 bad usage or config. */
-export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2 } as const;
+/** Exit codes: 0 success, 1 failure or drift, 2 bad usage or config, 3 unknown (history --at). */
+export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, UNKNOWN: 3 } as const;
 
 export const CONNECTION_OPTIONS = {
   'database-url': { type: 'string' },

@@ -9,11 +9,12 @@ import { tailCommand } from './commands/tail';
 import { uninstallCommand } from './commands/uninstall';
 import { historyCommand } from './commands/history';
 import { flushCommand } from './commands/flush';
+import { baselineCommand } from './commands/baseline';
 import { reportCommand } from './commands/report';
 import { verifyCommand } from './commands/verify';
 
 const COMMANDS: Command[] = [
-  initCommand, installCommand, statusCommand, uninstallCommand, tailCommand, historyCommand, flushCommand, reportCommand, verifyCommand,
+  initCommand, installCommand, statusCommand, uninstallCommand, tailCommand, historyCommand, baselineCommand, flushCommand, reportCommand, verifyCommand,
 ];
 
 function usage(): string {
@@ -25,7 +26,7 @@ function usage(): string {
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
     'Run "auditlog <command> --help" for its options.',
-    'Exit codes: 0 success, 1 failure or drift, 2 bad usage or config.',
+    'Exit codes: 0 success, 1 failure or drift, 2 bad usage or config, 3 state unknown (history --at).',
   ].join('\n');
 }
 

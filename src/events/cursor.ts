@@ -1,6 +1,7 @@
 // The subscriber's position, and the two queries that use it: fetch the next batch, and move
 // past a delivered batch. Why a horizon and not a last id: see sql/2_events.sql.
 import type { Pool } from 'pg';
+import { exactJsonTypes } from '../db';
 import type { LogEntry } from '../interfaces';
 import {
   advanceCursorSql, createCursorSql, fetchBatchSql, filterValues, initialCursorSelect, loadCursorSql,
@@ -65,10 +66,14 @@ export interface FetchOptions {
 /** The next committed, matching, undelivered entries in id order (empty: nothing to do). */
 export async function fetchBatch(pool: Pool, schema: string, state: CursorState, options: FetchOptions): Promise<LogEntry[]> {
   const onlyFinished = state.delivered.length >= MAX_DELIVERED_ABOVE_HORIZON;
-  const { rows } = await pool.query<LogEntry>(fetchBatchSql(schema), [
-    state.horizon, state.lastId, state.delivered, options.batchSize, options.maxBatchBytes, onlyFinished,
-    ...filterValues(options.filter),
-  ]);
+  const { rows } = await pool.query<LogEntry>({
+    text: fetchBatchSql(schema),
+    values: [
+      state.horizon, state.lastId, state.delivered, options.batchSize, options.maxBatchBytes, onlyFinished,
+      ...filterValues(options.filter),
+    ],
+    types: exactJsonTypes, // values exactly as stored (src/json.ts)
+  });
   return rows;
 }
 

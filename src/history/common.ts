@@ -136,6 +136,19 @@ function fromPlan(plan: StoredPlan): StoredTableConfig {
   };
 }
 
+/**
+ * The record with its keys in the table's column order (`columns`, from the installed plan);
+ * keys that are not tracked columns (any more) follow in their stored order. jsonb itself
+ * orders keys by length, then bytes (`id, total, status, user_id`).
+ */
+export function inColumnOrder<T>(record: Record<string, T>, columns: string[] | undefined): Record<string, T> {
+  if (columns === undefined) return record;
+  const out: Record<string, T> = {};
+  for (const c of columns) if (Object.hasOwn(record, c)) out[c] = record[c]!;
+  for (const [k, v] of Object.entries(record)) if (!Object.hasOwn(out, k)) out[k] = v;
+  return out;
+}
+
 export async function readTableConfigs(db: Db, schema: string, tables: QualifiedName[]): Promise<Map<string, StoredTableConfig>> {
   const out = new Map<string, StoredTableConfig>();
   if (tables.length === 0) return out;

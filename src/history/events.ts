@@ -4,7 +4,7 @@ import type { LogEventInput } from '../interfaces';
 import { inCallerSession, invalid, keysJson, parseTable, schemaOf, type Db } from './common';
 
 const ACTION = /^[a-z][a-z0-9_.:-]{0,62}$/;
-const CAPTURED = ['insert', 'update', 'delete', 'truncate'];
+const CAPTURED = ['insert', 'update', 'delete', 'truncate', 'baseline'];
 const KEYS = new Set(['schema', 'action', 'table', 'objectPk', 'objectRepr', 'data']);
 
 /**

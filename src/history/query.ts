@@ -4,6 +4,7 @@
 // window (since and until) is first turned into an id range through BRIN(ts), so a window
 // far in the past is not found by walking the primary key from the newest entry down.
 import type { HistoryOptions, HistoryPage, HistoryQuery, LogEntry, ObjectKey } from '../interfaces';
+import { exactJsonTypes } from '../db';
 import { invalid, keysJson, objectPkIn, parseInstant, parseTable, schemaOf, type Db } from './common';
 
 export const DEFAULT_LIMIT = 100;
@@ -26,7 +27,7 @@ export async function history(db: Db, query: HistoryQuery): Promise<HistoryPage>
 
 async function page(db: Db, query: HistoryQuery, cursor: Cursor | null): Promise<HistoryPage> {
   const { text, values, limit } = buildHistoryQuery(query, cursor);
-  const { rows } = await db.query<LogEntry>(text, values);
+  const { rows } = await db.query<LogEntry>({ text, values, types: exactJsonTypes });
   const more = rows.length > limit;
   const entries = more ? rows.slice(0, limit) : rows;
   const last = entries[entries.length - 1];
@@ -84,7 +85,9 @@ export function getForObjects(
 export async function getEntry(db: Db, id: string | number | bigint, options: HistoryOptions = {}): Promise<LogEntry | null> {
   const text = String(id);
   if (!/^\d{1,19}$/.test(text)) throw invalid(`entry id ${JSON.stringify(text)} must be a positive integer`);
-  const { rows } = await db.query<LogEntry>(`SELECT * FROM ${schemaOf(options)}.log_entry WHERE id = $1::bigint`, [text]);
+  const { rows } = await db.query<LogEntry>({
+    text: `SELECT * FROM ${schemaOf(options)}.log_entry WHERE id = $1::bigint`, values: [text], types: exactJsonTypes,
+  });
   return rows[0] ?? null;
 }
 

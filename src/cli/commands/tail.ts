@@ -1,5 +1,6 @@
 import { subscribe } from '../../events';
 import type { LogEntry } from '../../interfaces';
+import { stringifyExactJson } from '../../json';
 import { CONNECTION_HELP, CONNECTION_OPTIONS, EXIT, databaseUrl, loadConfig, type Command, type Io } from '../common';
 
 export { subscribe };
@@ -18,7 +19,7 @@ export function formatEntry(e: LogEntry): string {
   if (e.actor !== null) parts.push(`actor=${e.actor}`);
   if (e.cid !== null) parts.push(`cid=${e.cid}`);
   if (e.changes !== null) {
-    const text = JSON.stringify(e.changes);
+    const text = stringifyExactJson(e.changes);
     parts.push(text.length > MAX_CHANGES_CHARS ? `${text.slice(0, MAX_CHANGES_CHARS)}… (${text.length} chars)` : text);
   }
   return parts.join('  ');
@@ -73,7 +74,7 @@ ${CONNECTION_HELP}`,
     const actors = values.actor as unknown as string[] | undefined;
     const sub = await subscribe({ connectionString: url, schema, tables, actors, log: (line) => io.err(`auditlog tail: ${line}`) },
       (entries) => {
-        for (const e of entries) io.out(values.json ? JSON.stringify(e) : formatEntry(e));
+        for (const e of entries) io.out(values.json ? stringifyExactJson(e) : formatEntry(e));
       });
     sub.on('error', (err) => io.err(`auditlog tail: ${err.message}`));
     const filters = [tables && `table ${tables.join(', ')}`, actors && `actor ${actors.join(', ')}`].filter(Boolean);
