@@ -29,7 +29,8 @@ export type AuditLogErrorCode =
   | 'SUBSCRIBER_FAILED'
   | 'HOOK_FAILED'
   | 'UNSAFE_ROLES'
-  | 'TAMPER_EVIDENCE_DISABLED';
+  | 'TAMPER_EVIDENCE_DISABLED'
+  | 'CONNECTION_FAILED';
 
 /**
  * The one error type pg-auditlog throws. `code` is stable for programs; `message` says what

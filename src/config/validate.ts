@@ -38,6 +38,11 @@ export interface NormalizedConfig {
   roles: NormalizedRoles;
   tamperEvidence: boolean;
   tenantIsolation: boolean;
+  /**
+   * Problems found without the database, kept (by checkConfig) so that resolving the config
+   * against the catalog reports them together with the catalog's: every problem at once.
+   */
+  deferredProblems?: string[];
 }
 
 export interface NormalizedRoles {
@@ -57,6 +62,17 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 /** Validates `raw` and returns it normalised; throws CONFIG_INVALID listing every problem. */
 export function validateConfig(raw: unknown, source = 'config'): NormalizedConfig {
+  const { config, problems } = checkConfig(raw, source);
+  if (problems.length > 0) throw invalid(source, problems);
+  return config;
+}
+
+/**
+ * Like validateConfig, but returns the problems with the config normalised from its valid
+ * parts, for a caller that goes on to check it against the database and reports both.
+ * Throws only when `raw` is not an object at all.
+ */
+export function checkConfig(raw: unknown, source = 'config'): { config: NormalizedConfig; problems: string[] } {
   const problems: string[] = [];
   if (!isPlainObject(raw)) {
     throw new AuditLogError('CONFIG_INVALID', `${source}: expected an object (export default defineConfig({ … }))`);
@@ -146,8 +162,7 @@ export function validateConfig(raw: unknown, source = 'config'): NormalizedConfi
   if (!includeAll && tables.length === 0 && problems.length === 0) {
     problems.push('nothing to audit: add tables under "tables" or set "includeAll"');
   }
-  if (problems.length > 0) throw invalid(source, problems);
-  return { schema, mode, excludeFields, includeAll, tables, roles, tamperEvidence, tenantIsolation };
+  return { config: { schema, mode, excludeFields, includeAll, tables, roles, tamperEvidence, tenantIsolation }, problems };
 }
 
 /** A role name as PostgreSQL stores it: non-empty, no NUL, at most 63 bytes (longer is truncated). */

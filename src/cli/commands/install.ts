@@ -37,7 +37,7 @@ ${CONNECTION_HELP}`,
     'bypass-role': { type: 'string' },
   },
   async run(values, _positionals, io) {
-    const config = await loadConfig(values, io);
+    const config = await loadConfig(values, io, true);
     const logAccess = values['log-access'];
     if (logAccess !== undefined && logAccess !== 'read' && logAccess !== 'none') {
       io.err(`auditlog install: --log-access must be read or none, got "${String(logAccess)}"`);

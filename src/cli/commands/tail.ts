@@ -1,7 +1,7 @@
 import { subscribe } from '../../events';
 import type { LogEntry } from '../../interfaces';
 import { stringifyExactJson } from '../../json';
-import { CONNECTION_HELP, CONNECTION_OPTIONS, EXIT, databaseUrl, loadConfig, type Command, type Io } from '../common';
+import { CONNECTION_HELP, CONNECTION_OPTIONS, EXIT, databaseUrl, loadConfig, withClient, type Command, type Io } from '../common';
 
 export { subscribe };
 
@@ -72,7 +72,8 @@ ${CONNECTION_HELP}`,
     const schema = await auditSchema(values, io);
     const tables = values.table as unknown as string[] | undefined;
     const actors = values.actor as unknown as string[] | undefined;
-    const sub = await subscribe({ connectionString: url, schema, tables, actors, log: (line) => io.err(`auditlog tail: ${line}`) },
+    await withClient(url, async () => undefined); // fails fast, naming host and port, if the server does not answer
+    const sub = await subscribe({ connectionString: url.url, schema, tables, actors, log: (line) => io.err(`auditlog tail: ${line}`) },
       (entries) => {
         for (const e of entries) io.out(values.json ? stringifyExactJson(e) : formatEntry(e));
       });
