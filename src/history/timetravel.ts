@@ -1,7 +1,8 @@
 // Time travel: the state of one object at an instant, replayed from its entries.
 import { exactJsonTypes } from '../db';
 import type { HistoryOptions, LogEntry, ObjectKey, UnknownState } from '../interfaces';
-import { inColumnOrder, keysJson, objectPkIn, parseInstant, parseTable, readTableConfigs, schemaOf, type Db } from './common';
+import sql, { raw } from 'sql-template-tag';
+import { inColumnOrder, objectPkIn, parseInstant, parseTable, readTableConfigs, schemaOf, type Db } from './common';
 
 type Row = Record<string, unknown>;
 
@@ -66,17 +67,17 @@ export async function stateAt(
   // the planner would AND it with BRIN(ts) and read whole page ranges. The object's own
   // earliest entry comes too, even after `at`: it tells "did not exist" (an insert) from
   // "unknown" (the row existed before its first entry).
-  const { rows } = await db.query<Pick<LogEntry, 'id' | 'ts' | 'action' | 'changes' | 'snapshot'> & { applies: boolean; own: boolean }>({
-    text: `WITH object_entries AS MATERIALIZED (
-       SELECT id, ts, action, changes, snapshot, object_pk FROM ${schema}.log_entry
-       WHERE table_name = $1 AND table_schema = $2
-         AND (${objectPkIn(schema, '$3')} OR (object_pk IS NULL AND action = 'truncate')))
-     SELECT id, ts, action, changes, snapshot, ts <= $4::timestamptz AS applies, object_pk IS NOT NULL AS own
+  const instant = parseInstant(at, 'at');
+  const query = sql`WITH object_entries AS MATERIALIZED (
+       SELECT id, ts, action, changes, snapshot, object_pk FROM ${raw(schema)}.log_entry
+       WHERE table_name = ${t.name} AND table_schema = ${t.schema}
+         AND (${objectPkIn(schema, [objectPk])} OR (object_pk IS NULL AND action = 'truncate')))
+     SELECT id, ts, action, changes, snapshot, ts <= ${instant}::timestamptz AS applies, object_pk IS NOT NULL AS own
      FROM object_entries
-     WHERE ts <= $4::timestamptz OR id = (SELECT min(id) FROM object_entries WHERE object_pk IS NOT NULL)
-     ORDER BY id`,
-    values: [t.name, t.schema, keysJson([objectPk]), parseInstant(at, 'at')],
-    types: exactJsonTypes,
+     WHERE ts <= ${instant}::timestamptz OR id = (SELECT min(id) FROM object_entries WHERE object_pk IS NOT NULL)
+     ORDER BY id`;
+  const { rows } = await db.query<Pick<LogEntry, 'id' | 'ts' | 'action' | 'changes' | 'snapshot'> & { applies: boolean; own: boolean }>({
+    text: query.text, values: query.values, types: exactJsonTypes,
   });
   // Truncates of the table before the row's first entry do not make it known.
   const first = rows.find((r) => r.own);
