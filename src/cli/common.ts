@@ -124,6 +124,15 @@ export async function withClient<T>(target: DatabaseTarget, fn: (client: Client)
   }
 }
 
+/** An optional positive integer option such as --batch-size; undefined when not given. */
+export function positiveIntegerOption(values: Record<string, unknown>, name: string): number | undefined {
+  const text = values[name];
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new AuditLogError('INVALID_ARGUMENT', `--${name} must be a positive integer`);
+  return n;
+}
+
 /** Asks before a destructive step; without a terminal only --yes lets it go ahead. */
 export async function confirm(question: string, yes: boolean, io: Io): Promise<boolean> {
   if (yes) return true;

@@ -1,8 +1,7 @@
-import { AuditLogError } from '../../errors';
 import { baseline } from '../../history';
 import { explainMissingSchema } from '../../history/common';
 import {
-  CONNECTION_HELP, CONNECTION_OPTIONS, EXIT, SCHEMA_HELP, SCHEMA_OPTION, auditSchema, confirm, databaseUrl, withClient, type Command,
+  CONNECTION_HELP, CONNECTION_OPTIONS, EXIT, SCHEMA_HELP, SCHEMA_OPTION, auditSchema, confirm, databaseUrl, positiveIntegerOption, withClient, type Command,
 } from '../common';
 
 export { baseline };
@@ -34,11 +33,7 @@ ${CONNECTION_HELP}`,
       return EXIT.USAGE;
     }
     const table = values.table as string | undefined;
-    let batchSize: number | undefined;
-    if (values['batch-size'] !== undefined) {
-      batchSize = Number(values['batch-size']);
-      if (!Number.isInteger(batchSize) || batchSize < 1) throw new AuditLogError('INVALID_ARGUMENT', '--batch-size must be a positive integer');
-    }
+    const batchSize = positiveIntegerOption(values, 'batch-size');
     const schema = await auditSchema(values, io);
     const url = databaseUrl(values, io);
     if (!(await confirm(`Record a baseline entry for every row of ${table ?? 'every audited table'} that has no entry yet?`, Boolean(values.yes), io))) {
