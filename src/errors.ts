@@ -30,7 +30,12 @@ export type AuditLogErrorCode =
   | 'HOOK_FAILED'
   | 'UNSAFE_ROLES'
   | 'TAMPER_EVIDENCE_DISABLED'
-  | 'CONNECTION_FAILED';
+  | 'CONNECTION_FAILED'
+  | 'UNSAFE_BIND'
+  | 'NATS_CLIENT_MISSING'
+  | 'BROKER_UNREACHABLE'
+  | 'STREAM_INVALID'
+  | 'PUBLISH_FAILED';
 
 /**
  * The one error type pg-auditlog throws. `code` is stable for programs; `message` says what

@@ -1,4 +1,6 @@
 // The whole public surface of pg-auditlog in one place; index.ts only re-exports.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Pool } from 'pg';
 import type { AuditLogError } from './errors';
 
 /** A DML action captured by triggers. */
@@ -30,7 +32,16 @@ export interface TableConfig {
   primaryKey?: string[];
   /** Capture mode for this table; default: the top-level `mode`. */
   mode?: CaptureMode;
+  /** Policy for writes without an actor on this table; default: the top-level `unattributed`. */
+  unattributed?: UnattributedPolicy;
 }
+
+/**
+ * What a write with no actor set does. `allow` (default): recorded with actor NULL, nothing
+ * generated. `warn`: recorded, and a PostgreSQL WARNING names the table. `reject`: the write
+ * fails inside its transaction with an error naming the table.
+ */
+export type UnattributedPolicy = 'allow' | 'warn' | 'reject';
 
 export interface IncludeAllConfig {
   /** Every ordinary or partitioned table in these schemas is audited. */
@@ -56,6 +67,8 @@ export interface AuditConfig {
   tamperEvidence?: boolean;
   /** Row-level security on the log: non-owner roles read only their transaction's tenant. Default false. */
   tenantIsolation?: boolean;
+  /** Writes without an actor: allow (default), warn, or reject. Overridable per table. */
+  unattributed?: UnattributedPolicy;
 }
 
 /** Role separation, applied by `auditlog install` (flags --owner-role, --app-role override). */
@@ -85,6 +98,35 @@ export interface AuditContext {
    * role is a member of the bypass role; otherwise ignored and recorded as `bypass_refused`.
    */
   disable?: boolean;
+}
+
+/** Options of auditContextMiddleware() (Express, Connect) and fastifyAuditContext. */
+export interface AuditContextOptions<Req = any> {
+  /** The actor of a request (sync or async), e.g. `(req) => req.user?.id`. Undefined/null: no actor. */
+  actor?: (req: Req) => string | number | bigint | null | undefined | Promise<string | number | bigint | null | undefined>;
+  /** The tenant of a request (tenantIsolation), sync or async. */
+  tenant?: (req: Req) => string | number | null | undefined | Promise<string | number | null | undefined>;
+  /** More keys for additional_data (besides method, route and, with OpenTelemetry, trace_id). */
+  data?: (req: Req) => Record<string, unknown> | Promise<Record<string, unknown>>;
+  /** Header carrying the correlation id, read and echoed. Default "X-Correlation-ID". */
+  correlationIdHeader?: string;
+  /**
+   * Makes a correlation id when the request has none or an invalid one (valid: 1 to 128 of
+   * A-Z a-z 0-9 . _ : / + = @ -, starting with a letter or digit). Default crypto.randomUUID.
+   */
+  generateCorrelationId?: () => string;
+  /** Set the correlation id header on the response. Default true. */
+  echoCorrelationId?: boolean;
+  /**
+   * Proxies whose X-Forwarded-For is believed: addresses or CIDR ranges ("10.0.0.0/8",
+   * "::1"), or a predicate. Default none: the client IP is the socket's peer address.
+   */
+  trustedProxies?: string[] | ((addr: string) => boolean);
+}
+
+export interface FastifyAuditContextOptions<Req = any> extends AuditContextOptions<Req> {
+  /** The request hook that makes the context (after your authentication hook). Default "onRequest". */
+  hook?: 'onRequest' | 'preParsing' | 'preValidation' | 'preHandler';
 }
 
 /** One row of auditlog.log_entry, as read by node-postgres. */
@@ -199,6 +241,20 @@ export interface HistoryQuery extends HistoryOptions {
   limit?: number;
   /** `nextCursor` of the previous page. */
   cursor?: string | null;
+}
+
+/** A history query plus free text matched (case-insensitively) in object_repr and object_pk. */
+export interface HistorySearchQuery extends HistoryQuery {
+  text: string;
+  /** Most entries a page examines (newest first, along the other filters' index). Default 25000. */
+  scanLimit?: number;
+}
+
+export interface HistorySearchPage extends HistoryPage {
+  /** Entries examined for this page. */
+  scanned: number;
+  /** The scan reached scanLimit before the page was full: nextCursor continues with older entries. */
+  partial: boolean;
 }
 
 export interface HistoryPage {
@@ -410,4 +466,125 @@ export interface VerifyReport {
   status: StatusReport;
   /** No problem and no drift: `auditlog verify` exits 0. */
   intact: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The web viewer (src/viewer): `auditlog serve`, auditViewer()
+
+export interface ViewerOptions {
+  /** The pool the viewer reads with: it sees what this pool's database role may see. */
+  pool: Pool;
+  /** Audit schema. Default "auditlog". */
+  schema?: string;
+  /**
+   * Required on every request (pages, JSON, assets, live stream) when set: `?token=` once (then
+   * an HttpOnly cookie) or `Authorization: Bearer`. At least 16 characters. Leave it out when
+   * the viewer is mounted behind the application's own login.
+   */
+  token?: string;
+  /** The tenant whose entries this request may read (sets auditlog.tenant for tenant isolation). */
+  tenant?: (req: IncomingMessage) => string | undefined | Promise<string | undefined>;
+  /**
+   * Live updates: an in-memory subscribe() on this connection string (default: the pool's
+   * connectionString). `false`: no subscriber; open pages still look for new entries every 5 s.
+   */
+  live?: false | { connectionString?: string; pollIntervalMs?: number };
+  /** Entries per page. Default 50. */
+  pageSize?: number;
+  /** statement_timeout of every viewer query, in ms. Default 10000. */
+  statementTimeoutMs?: number;
+  /** Operational messages (errors, live stream problems). Default: console.warn. */
+  log?: (line: string) => void;
+}
+
+/** A Connect-style handler `(req, res, next)`: for node:http, Express (`app.use(path, …)`), a Fastify route. */
+export interface AuditViewer {
+  (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void;
+  /** Ends open live streams and the live subscription. */
+  close(): Promise<void>;
+}
+
+export interface ServeOptions extends ViewerOptions {
+  /** Default "127.0.0.1". Any address that is not loopback needs a token. */
+  host?: string;
+  /** Default 4680; 0 picks a free port. */
+  port?: number;
+}
+
+export interface ViewerServer {
+  /** e.g. http://127.0.0.1:4680/ */
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+// Forwarding to a broker (src/forward)
+
+/** Options of forwardToNats(); also what `auditlog forward` passes. */
+export interface ForwardToNatsOptions extends EventFilter {
+  /** PostgreSQL connection string of the audited database. */
+  connectionString: string;
+  /** NATS server URL(s), e.g. "nats://127.0.0.1:4222". */
+  servers: string | string[];
+  /** JetStream stream; created (subjects "auditlog.>") when missing. Default "AUDITLOG". */
+  stream?: string;
+  /**
+   * Name of the durable cursor (in <schema>.subscriber_cursor) and of the NATS connection. A
+   * restarted forwarder with the same name continues where it left off. Default "forwarder".
+   */
+  name?: string;
+  /** Audit schema. Default "auditlog". */
+  schema?: string;
+  /** Where a cursor seen for the first time starts. Default "beginning" (every entry in the log). */
+  startFrom?: 'beginning' | 'now';
+  /** Most entries read and published per round; all are acknowledged before the cursor moves. Default 500. */
+  batchSize?: number;
+  /**
+   * Duplicate window of a stream this call creates (not changed on an existing stream): a
+   * republished entry is dropped by JetStream when its first copy is younger than this.
+   * Default 10 minutes.
+   */
+  duplicateWindowMs?: number;
+  /** How long to wait for one publish acknowledgement before retrying the batch. Default 10 s. */
+  publishTimeoutMs?: number;
+  /**
+   * Identifies this database in each message id, so that two databases forwarding into one
+   * stream never drop each other's entries as duplicates. Default: the cluster's system
+   * identifier, the database OID and the audit schema.
+   */
+  source?: string;
+  /** Retry delays for a failed publish or lost connection. Default 100 ms doubling to 10 s. */
+  retry?: { minDelayMs?: number; maxDelayMs?: number };
+  /** Operational messages (connections lost and restored, stream created). Default: console.warn. */
+  log?: (line: string) => void;
+}
+
+/** What one forwarded batch did, passed to the "forwarded" event. */
+export interface ForwardedBatch {
+  /** Entries in the batch, all acknowledged by JetStream before the cursor moved past them. */
+  entries: number;
+  /** Of these, how many JetStream already held (redelivered after a restart or retry) and dropped. */
+  duplicates: number;
+  /** Id of the batch's last entry. */
+  lastEntryId: string;
+  /** Stream sequence of the batch's last stored message (0 if every message was a duplicate). */
+  lastSequence: number;
+}
+
+export interface Forwarder {
+  /** The cursor name. */
+  readonly name: string;
+  /** The JetStream stream published to. */
+  readonly stream: string;
+  /** The source part of every Nats-Msg-Id ("<source>:<entry id>"). */
+  readonly source: string;
+  /**
+   * "error": a publish failed or a connection was lost (retried with backoff, forever); without
+   * a listener these go to `log`. "forwarded": a batch was acknowledged and the cursor stored.
+   */
+  on(event: 'error', listener: (err: AuditLogError) => void): this;
+  on(event: 'forwarded', listener: (batch: ForwardedBatch) => void): this;
+  off(event: 'error' | 'forwarded', listener: (...args: any[]) => void): this;
+  /** Stops: lets a batch in flight be acknowledged and its cursor stored, then closes both connections. */
+  close(): Promise<void>;
 }

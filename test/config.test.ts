@@ -59,10 +59,10 @@ test('reports every shape problem at once, each naming where and what to do', ()
   expect(error.code).toBe('CONFIG_INVALID');
   expect(error.message).toMatch(/^auditlog.config.json is invalid:/);
   expect(error.problems).toEqual([
-    'unknown key "tabels"; expected one of schema, mode, excludeFields, includeAll, tables, roles, tamperEvidence, tenantIsolation',
+    'unknown key "tabels"; expected one of schema, mode, excludeFields, includeAll, tables, roles, tamperEvidence, tenantIsolation, unattributed',
     '"schema" must be a non-empty schema name, e.g. "auditlog"',
     '"excludeFields" must be a list of names, e.g. ["updated_at"]',
-    'tables["public.users"]: unknown key "exlude"; expected one of include, exclude, mask, mapping, objectRepr, snapshot, actions, primaryKey, mode',
+    'tables["public.users"]: unknown key "exlude"; expected one of include, exclude, mask, mapping, objectRepr, snapshot, actions, primaryKey, mode, unattributed',
     'tables["public.users"]: column "b" is both included and excluded; remove it from one list',
     'tables["public.users"]: column "b" is both masked and excluded; an excluded column is never stored, remove it from "mask"',
     'tables["public.users"].snapshot must be true or false',

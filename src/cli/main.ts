@@ -12,9 +12,12 @@ import { flushCommand } from './commands/flush';
 import { baselineCommand } from './commands/baseline';
 import { reportCommand } from './commands/report';
 import { verifyCommand } from './commands/verify';
+import { serveCommand } from './commands/serve';
+import { forwardCommand } from './commands/forward';
 
 const COMMANDS: Command[] = [
   initCommand, installCommand, statusCommand, uninstallCommand, tailCommand, historyCommand, baselineCommand, flushCommand, reportCommand, verifyCommand,
+  serveCommand, forwardCommand,
 ];
 
 function usage(): string {
@@ -57,7 +60,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
   } catch (err) {
     if (err instanceof AuditLogError) {
       io.err(`auditlog ${command.name}: ${err.message}`);
-      const usageErrors = ['CONFIG_NOT_FOUND', 'CONFIG_LOAD_FAILED', 'CONFIG_INVALID', 'NO_DATABASE_URL', 'CONFIRMATION_REQUIRED', 'INVALID_ARGUMENT', 'OPTIONS_INVALID', 'TAMPER_EVIDENCE_DISABLED'];
+      const usageErrors = ['UNSAFE_BIND', 'CONFIG_NOT_FOUND', 'CONFIG_LOAD_FAILED', 'CONFIG_INVALID', 'NO_DATABASE_URL', 'CONFIRMATION_REQUIRED', 'INVALID_ARGUMENT', 'OPTIONS_INVALID', 'TAMPER_EVIDENCE_DISABLED'];
       return usageErrors.includes(err.code) ? EXIT.USAGE : EXIT.FAILURE;
     }
     const pgErr = err as { message?: string; code?: string; detail?: string; hint?: string };

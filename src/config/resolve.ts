@@ -5,7 +5,7 @@ import {
   findSimilarTables, readRelationKinds, readTables, readTablesInSchemas, tableKey, type CatalogTable,
 } from '../catalog';
 import { displayName, quoteIdent, type QualifiedName } from '../ident';
-import type { CaptureMode, CapturedAction } from '../interfaces';
+import type { CaptureMode, CapturedAction, UnattributedPolicy } from '../interfaces';
 import { defaultTableConfig, invalid, type NormalizedConfig, type NormalizedTableConfig } from './validate';
 
 export interface ColumnPlan {
@@ -28,6 +28,8 @@ export interface TablePlan {
   mapping: Record<string, string>;
   /** Every column of the table when planned; the DDL watch compares against it. */
   allColumns: string[];
+  /** Writes without an actor: 'allow' generates nothing. */
+  unattributed?: UnattributedPolicy;
 }
 
 export interface ResolveOptions {
@@ -144,5 +146,6 @@ function planTable(
     mode: cfg.mode ?? config.mode,
     mapping: cfg.mapping,
     allColumns: names,
+    unattributed: cfg.unattributed ?? config.unattributed,
   };
 }

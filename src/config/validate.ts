@@ -1,16 +1,17 @@
 // Checks the shape of a config object (no database needed) and normalises it.
 import { AuditLogError } from '../errors';
 import { displayName, parseColumnName, parseQualifiedName, type QualifiedName } from '../ident';
-import type { CaptureMode, CapturedAction } from '../interfaces';
+import type { CaptureMode, CapturedAction, UnattributedPolicy } from '../interfaces';
 
 export const ALL_ACTIONS: readonly CapturedAction[] = ['insert', 'update', 'delete', 'truncate'];
-const TOP_LEVEL_KEYS = ['schema', 'mode', 'excludeFields', 'includeAll', 'tables', 'roles', 'tamperEvidence', 'tenantIsolation'];
+const TOP_LEVEL_KEYS = ['schema', 'mode', 'excludeFields', 'includeAll', 'tables', 'roles', 'tamperEvidence', 'tenantIsolation', 'unattributed'];
+const POLICIES: readonly UnattributedPolicy[] = ['allow', 'warn', 'reject'];
 const MODES: readonly CaptureMode[] = ['row', 'statement'];
 export const DEFAULT_MODE: CaptureMode = 'statement';
 const ROLE_KEYS = ['owner', 'app', 'appReadsLog', 'bypass'];
 /** The bypass role when the config names none. Roles are cluster-wide: one serves every database. */
 export const DEFAULT_BYPASS_ROLE = 'auditlog_bypass';
-const TABLE_KEYS = ['include', 'exclude', 'mask', 'mapping', 'objectRepr', 'snapshot', 'actions', 'primaryKey', 'mode'];
+const TABLE_KEYS = ['include', 'exclude', 'mask', 'mapping', 'objectRepr', 'snapshot', 'actions', 'primaryKey', 'mode', 'unattributed'];
 
 export interface NormalizedTableConfig {
   table: QualifiedName;
@@ -26,6 +27,8 @@ export interface NormalizedTableConfig {
   primaryKey?: string[];
   /** Unset: the config's default mode. */
   mode?: CaptureMode;
+  /** Unset: the config's default policy. */
+  unattributed?: UnattributedPolicy;
 }
 
 export interface NormalizedConfig {
@@ -38,6 +41,7 @@ export interface NormalizedConfig {
   roles: NormalizedRoles;
   tamperEvidence: boolean;
   tenantIsolation: boolean;
+  unattributed: UnattributedPolicy;
   /**
    * Problems found without the database, kept (by checkConfig) so that resolving the config
    * against the catalog reports them together with the catalog's: every problem at once.
@@ -158,11 +162,19 @@ export function checkConfig(raw: unknown, source = 'config'): { config: Normaliz
   };
   const tamperEvidence = flag('tamperEvidence');
   const tenantIsolation = flag('tenantIsolation');
+  const unattributed = policy(raw.unattributed, '"unattributed"', problems) ?? 'allow';
 
   if (!includeAll && tables.length === 0 && problems.length === 0) {
     problems.push('nothing to audit: add tables under "tables" or set "includeAll"');
   }
-  return { config: { schema, mode, excludeFields, includeAll, tables, roles, tamperEvidence, tenantIsolation }, problems };
+  return { config: { schema, mode, excludeFields, includeAll, tables, roles, tamperEvidence, tenantIsolation, unattributed }, problems };
+}
+
+function policy(value: unknown, where: string, problems: string[]): UnattributedPolicy | undefined {
+  if (value === undefined) return undefined;
+  if (POLICIES.includes(value as UnattributedPolicy)) return value as UnattributedPolicy;
+  problems.push(`${where} must be "allow", "warn" or "reject"`);
+  return undefined;
 }
 
 /** A role name as PostgreSQL stores it: non-empty, no NUL, at most 63 bytes (longer is truncated). */
@@ -249,6 +261,7 @@ function validateTableConfig(
     if (!MODES.includes(value.mode as CaptureMode)) problems.push(`${at}.mode must be "statement" or "row"`);
     else out.mode = value.mode as CaptureMode;
   }
+  out.unattributed = policy(value.unattributed, `${at}.unattributed`, problems);
   if (value.actions !== undefined) {
     const actions = value.actions;
     if (!Array.isArray(actions) || actions.length === 0 || actions.some((a) => !ALL_ACTIONS.includes(a as CapturedAction))) {

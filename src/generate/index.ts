@@ -134,6 +134,25 @@ function bypassCheck(auditSchema: string): string {
 }
 
 /**
+ * The unattributed-write policy (config `unattributed`), after the entries are written: `reject`
+ * fails the writing statement, `warn` raises a WARNING; `allow` generates nothing.
+ */
+function unattributedCheck(plan: TablePlan, mode: CaptureMode): string[] {
+  if (!plan.unattributed || plan.unattributed === 'allow') return [];
+  const actor = mode === 'row' ? `NULLIF(current_setting('auditlog.actor', true), '')` : 'ctx_actor';
+  const wrote = mode === 'row' ? '' : 'entry_count > 0 AND ';
+  const table = quoteLiteral(displayName(plan.table));
+  return plan.unattributed === 'reject'
+    ? [`  IF ${wrote}${actor} IS NULL THEN`,
+      `    RAISE EXCEPTION 'pg-auditlog: write to % rejected: no actor is set (unattributed: reject)', ${table}`,
+      `      USING HINT = 'Set auditlog.actor in the writing transaction: withAuditSession(), auditPool(), or SET LOCAL auditlog.actor = ''migration:name''.';`,
+      '  END IF;']
+    : [`  IF ${wrote}${actor} IS NULL THEN`,
+      `    RAISE WARNING 'pg-auditlog: write to % without an actor (unattributed: warn)', ${table};`,
+      '  END IF;'];
+}
+
+/**
  * After the INSERT: wake event subscribers. notify_turn() is inlined (sql/5_notify-from-capture.sql):
  * a settings read and at most one advisory-lock attempt; one transaction per 10 ms window sends.
  * Row mode writes exactly one entry per call, so only statement mode asks how many.
@@ -200,6 +219,7 @@ function rowBody(auditSchema: string, plan: TablePlan): string {
     ...LOG_COLUMNS.map((l) => `    ${l}`),
     `  VALUES (${values.join(',\n          ')});`,
     ...notifyCheck(auditSchema, 'row'),
+    ...unattributedCheck(plan, 'row'),
     '  RETURN NULL;',
     'END',
     '',
@@ -264,6 +284,7 @@ function statementBody(auditSchema: string, plan: TablePlan): string {
     bypassCheck(auditSchema),
     ...branches,
     ...notifyCheck(auditSchema, 'statement'),
+    ...unattributedCheck(plan, 'statement'),
     '  RETURN NULL;',
     'END',
     '',

@@ -1,5 +1,6 @@
 // Reading the audit trail: queries, display, time travel, revert, manual events, retention, reports.
 export { history, allHistory, getForObject, getForObjects, getEntry, buildHistoryQuery, buildWindowQuery } from './query';
+export { searchHistory } from './search';
 export { describeEntry, describeEntries } from './display';
 export { stateAt, replay, isUnknownState } from './timetravel';
 export { baseline } from './baseline';

@@ -35,7 +35,7 @@ async function page(db: Db, query: HistoryQuery, cursor: Cursor | null): Promise
   return { entries, nextCursor: more && last ? (cursor?.bound ? `${last.id}:${cursor.bound}` : last.id) : null };
 }
 
-interface Cursor {
+export interface Cursor {
   /** Continue after this id (exclusive), in the query's order. */
   after: string;
   /** For a time window: the id where the window ends, in the query's order (inclusive). */
@@ -43,7 +43,7 @@ interface Cursor {
 }
 
 /** Cursor text: "<id>", or "<id>:<bound>" when paging through a time window. */
-function parseCursor(cursor: string | null | undefined): Cursor | null {
+export function parseCursor(cursor: string | null | undefined): Cursor | null {
   if (cursor === undefined || cursor === null) return null;
   const m = typeof cursor === 'string' ? /^(\d{1,19})(?::(\d{1,19}))?$/.exec(cursor) : null;
   if (!m) throw invalid('cursor must be the nextCursor of a previous page');
@@ -51,7 +51,7 @@ function parseCursor(cursor: string | null | undefined): Cursor | null {
 }
 
 /** A closed time window and no filter with an index of its own: bound the ids first. */
-function usesWindow(query: HistoryQuery): boolean {
+export function usesWindow(query: HistoryQuery): boolean {
   return query.since !== undefined && query.until !== undefined && query.objectPk === undefined
     && query.objectPks === undefined && query.actor === undefined && query.cid === undefined && query.txid === undefined;
 }
@@ -96,14 +96,14 @@ const QUERY_KEYS = new Set([
   'schema', 'table', 'objectPk', 'objectPks', 'actor', 'cid', 'txid', 'actions', 'since', 'until', 'order', 'limit', 'cursor',
 ]);
 
-interface Filters {
+export interface Filters {
   schema: string;
   /** One fragment per condition, each carrying its own parameters. */
   where: Sql[];
 }
 
 /** The WHERE conditions of a query (without cursor), one sql-template-tag fragment each. */
-function filters(query: HistoryQuery): Filters {
+export function filters(query: HistoryQuery): Filters {
   for (const key of Object.keys(query)) {
     if (!QUERY_KEYS.has(key)) throw invalid(`unknown history filter "${key}"; expected one of ${[...QUERY_KEYS].join(', ')}`);
   }

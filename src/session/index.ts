@@ -1,7 +1,6 @@
 // withAuditSession(): runs a function in a transaction whose audit context (actor, cid, …)
 // is set with set_config(…, true), so it ends with the transaction and can never leak to the
 // next user of a pooled connection.
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { isIP } from 'node:net';
 import type { Pool, PoolClient, ClientBase } from 'pg';
 import { inTransaction, isPool } from '../db';
@@ -9,6 +8,22 @@ import { quoteLiteral } from '../ident';
 import { AuditLogError, PG } from '../errors';
 import type { AuditContext } from '../interfaces';
 import { ExactNumber, stringifyExactJson } from '../json';
+import { ambient, extendContext, getAuditContext } from './context';
+
+export { getAuditContext, serializeAuditContext } from './context';
+
+/**
+ * Runs `fn` with `ctx` as the ambient audit context. Nested calls extend the outer context
+ * (their keys win; `data` is merged). `ctx` may be the output of serializeAuditContext(), or
+ * null/undefined to run with the outer context unchanged. An invalid context throws
+ * CONTEXT_INVALID here, before fn runs.
+ */
+export function runWithAuditContext<T>(ctx: AuditContext | null | undefined, fn: () => T): T {
+  const outer = ambient.getStore();
+  const context = extendContext(outer?.context, ctx);
+  contextToSettings(context);
+  return ambient.run({ ...outer, context }, fn);
+}
 
 /** The settings the capture triggers read. */
 const SETTINGS = {
@@ -20,22 +35,25 @@ const SETTINGS = {
   // Read by the capture triggers' bypass check; honoured only for the bypass role.
   disable: 'auditlog.disable',
 } as const;
-type Key = keyof typeof SETTINGS;
+export type Key = keyof typeof SETTINGS;
 const KEYS = Object.keys(SETTINGS) as Key[];
 
-interface ActiveSession {
-  pool: Pool | null;
-  client: ClientBase;
-  context: AuditContext;
-}
-
-const active = new AsyncLocalStorage<ActiveSession>();
 let savepointCounter = 0;
 
-/** The audit context of the withAuditSession() call the caller runs inside, if any. */
+/** The ambient audit context (withAuditSession, runWithAuditContext, middleware), if any. Same as getAuditContext(). */
 export function currentAuditContext(): AuditContext | undefined {
-  return active.getStore()?.context;
+  return getAuditContext();
 }
+
+/** The setting names and values of a context, in a fixed order (for drivers that set them themselves). */
+export function settingPairs(ctx: AuditContext): { names: string[]; values: string[] } {
+  const settings = contextToSettings(ctx);
+  return { names: KEYS.map((k) => SETTINGS[k]), values: KEYS.map((k) => settings[k]) };
+}
+
+/** The statement that sets every context setting from two text arrays ($1 names, $2 values). */
+export const SET_CONTEXT_SQL =
+  'SELECT pg_catalog.set_config(name, value, true) FROM unnest($1::text[], $2::text[]) AS s(name, value)';
 
 /** Context → setting values ('' clears a setting), validated so a bad value fails here, clearly. */
 export function contextToSettings(ctx: AuditContext): Record<Key, string> {
@@ -176,10 +194,7 @@ function isInet(value: string): boolean {
 async function applySettings(client: ClientBase, settings: Record<Key, string>): Promise<void> {
   const names = KEYS.map((k) => SETTINGS[k]);
   const values = KEYS.map((k) => settings[k]);
-  await client.query(
-    'SELECT pg_catalog.set_config(name, value, true) FROM unnest($1::text[], $2::text[]) AS s(name, value)',
-    [names, values],
-  );
+  await client.query(SET_CONTEXT_SQL, [names, values]);
 }
 
 /**
@@ -187,8 +202,13 @@ async function applySettings(client: ClientBase, settings: Record<Key, string>):
  * the values are quoted literals (quoteLiteral; NUL was rejected by contextToSettings).
  */
 function beginWith(settings: Record<Key, string>): string {
+  return `BEGIN; ${setContextLiteral(settings)}`;
+}
+
+/** One SELECT that sets every context setting, values as quoted literals (for simple queries). */
+export function setContextLiteral(settings: Record<Key, string>): string {
   const calls = KEYS.map((k) => `pg_catalog.set_config(${quoteLiteral(SETTINGS[k])}, ${quoteLiteral(settings[k])}, true)`);
-  return `BEGIN; SELECT ${calls.join(', ')}`;
+  return `SELECT ${calls.join(', ')}`;
 }
 
 /** Runs fn between SAVEPOINT and RELEASE (rolled back to the savepoint on throw). */
@@ -221,19 +241,21 @@ export async function withAuditSession<T>(
   ctx: AuditContext,
   fn: (client: ClientBase) => Promise<T>,
 ): Promise<T> {
-  const outer = active.getStore();
-  const nested = outer !== undefined && (outer.pool === db || outer.client === db);
-  const context = nested ? { ...outer.context, ...ctx } : ctx;
+  const outer = ambient.getStore();
+  const session = outer?.session;
+  const nested = session !== undefined && (session.pool === db || session.client === db);
+  // The ambient context (runWithAuditContext, middleware, an outer session) is extended.
+  const context = extendContext(outer?.context, ctx);
   const settings = contextToSettings(context);
 
   if (nested) {
-    return inSavepoint(outer.client, async () => {
-      await applySettings(outer.client, settings);
+    return inSavepoint(session.client, async () => {
+      await applySettings(session.client, settings);
       try {
-        return await active.run({ ...outer, context }, () => fn(outer.client));
+        return await ambient.run({ session, context }, () => fn(session.client));
       } finally {
         // Back to the outer context for whatever the outer function does next.
-        await applySettings(outer.client, contextToSettings(outer.context)).catch(() => undefined);
+        await applySettings(session.client, contextToSettings(outer!.context)).catch(() => undefined);
       }
     });
   }
@@ -243,7 +265,7 @@ export async function withAuditSession<T>(
     let broken: Error | undefined;
     try {
       return await inTransaction(client,
-        () => active.run({ pool: db, client, context }, () => fn(client)),
+        () => ambient.run({ session: { pool: db, client }, context }, () => fn(client)),
         (err) => { broken = err; }, beginWith(settings));
     } finally {
       // A connection that could not roll back is destroyed rather than handed to the next user.
@@ -256,7 +278,7 @@ export async function withAuditSession<T>(
   const aborted = (cause?: unknown) => new AuditLogError(
     'TRANSACTION_ABORTED', 'the client is in an aborted transaction: ROLLBACK before starting an audit session', { cause });
   if (status === 'E') throw aborted();
-  const run = () => active.run({ pool: null, client, context }, () => fn(client));
+  const run = () => ambient.run({ session: { pool: null, client }, context }, () => fn(client));
   if (status === 'T') {
     // The status lags a failed query by one message, so the server may still say 25P02 here.
     const previous = await readSettings(client).catch((err: { code?: string }) => {

@@ -1,0 +1,2 @@
+// pg-cursor ships no types; the tests use read() and close() only.
+declare module 'pg-cursor';
