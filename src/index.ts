@@ -20,3 +20,4 @@ export { seal, verify } from './security/verify';
 export { auditViewer } from './viewer';
 export { serveViewer } from './viewer/server';
 export { forwardToNats, entrySubject, escapeSubjectToken, unescapeSubjectToken } from './forward';
+export { maintain } from './maintain';

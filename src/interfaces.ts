@@ -34,6 +34,21 @@ export interface TableConfig {
   mode?: CaptureMode;
   /** Policy for writes without an actor on this table; default: the top-level `unattributed`. */
   unattributed?: UnattributedPolicy;
+  /**
+   * This table's entries go to their own table of the audit schema (a partition of
+   * log_entry, read through it as before), e.g. "users_log". See docs/partitioning.md.
+   */
+  logTable?: string;
+}
+
+/** Time partitioning of the log (`partitioning` in the config). See docs/partitioning.md. */
+export interface PartitioningConfig {
+  /** One partition per day, ISO week (from Monday) or month, in UTC. */
+  interval: 'day' | 'week' | 'month';
+  /** `auditlog maintain` drops partitions wholly older than this, e.g. "13 months", "90 days". */
+  retention?: string;
+  /** Partitions kept ready ahead of now. Default 7 days, 4 weeks or 3 months. */
+  premake?: number;
 }
 
 /**
@@ -69,6 +84,10 @@ export interface AuditConfig {
   tenantIsolation?: boolean;
   /** Writes without an actor: allow (default), warn, or reject. Overridable per table. */
   unattributed?: UnattributedPolicy;
+  /** Range-partition the log on `ts` (opt-in; `auditlog install` converts an existing log). */
+  partitioning?: PartitioningConfig;
+  /** With `partitioning`: `auditlog maintain` drops partitions wholly older than this, e.g. "13 months". Same as `partitioning.retention`. */
+  retention?: string;
 }
 
 /** Role separation, applied by `auditlog install` (flags --owner-role, --app-role override). */
@@ -165,6 +184,11 @@ export interface StatusReport {
   /** Audit schema migrations not yet applied (0 when up to date). */
   pendingMigrations: number;
   tables: TableStatus[];
+  /**
+   * Findings beyond the tables' states, each saying what to do: a cast to json/jsonb that a
+   * non-superuser defined for a type an audited table uses.
+   */
+  problems: string[];
   /** True when anything differs from the config: `auditlog status` exits 1. */
   drift: boolean;
   /**
@@ -455,6 +479,8 @@ export interface VerifyOptions {
 }
 
 export interface VerifyReport {
+  /** Entries removed by retention (dropped partitions, flush) since sealing began: excused, not missing. */
+  droppedEntries: number;
   /** Entries sealed by this run. */
   sealedNow: number;
   /** Entries covered by the chain. */
@@ -587,4 +613,27 @@ export interface Forwarder {
   off(event: 'error' | 'forwarded', listener: (...args: any[]) => void): this;
   /** Stops: lets a batch in flight be acknowledged and its cursor stored, then closes both connections. */
   close(): Promise<void>;
+}
+
+// Partition maintenance (src/maintain)
+
+export interface MaintainOptions {
+  /** Instant to plan for (tests, dry runs). Default: the database's now(). */
+  now?: Date;
+  /** Wait at most this long for a lock on the log per step (default 5000 ms); a step that times out is retried by the next run. */
+  lockTimeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface MaintainResult {
+  /** Partitions created (ahead of now, or for entries caught by a default partition). */
+  created: string[];
+  /** Entries moved out of default partitions into their own. */
+  moved: number;
+  /** Partitions dropped by retention. */
+  dropped: string[];
+  /** Entries in the dropped partitions. */
+  droppedEntries: number;
+  /** Steps skipped because a lock was not granted in time (run again later). */
+  skipped: string[];
 }

@@ -59,10 +59,10 @@ test('reports every shape problem at once, each naming where and what to do', ()
   expect(error.code).toBe('CONFIG_INVALID');
   expect(error.message).toMatch(/^auditlog.config.json is invalid:/);
   expect(error.problems).toEqual([
-    'unknown key "tabels"; expected one of schema, mode, excludeFields, includeAll, tables, roles, tamperEvidence, tenantIsolation, unattributed',
+    'unknown key "tabels"; expected one of schema, mode, excludeFields, includeAll, tables, roles, tamperEvidence, tenantIsolation, unattributed, partitioning, retention',
     '"schema" must be a non-empty schema name, e.g. "auditlog"',
     '"excludeFields" must be a list of names, e.g. ["updated_at"]',
-    'tables["public.users"]: unknown key "exlude"; expected one of include, exclude, mask, mapping, objectRepr, snapshot, actions, primaryKey, mode, unattributed',
+    'tables["public.users"]: unknown key "exlude"; expected one of include, exclude, mask, mapping, objectRepr, snapshot, actions, primaryKey, mode, unattributed, logTable',
     'tables["public.users"]: column "b" is both included and excluded; remove it from one list',
     'tables["public.users"]: column "b" is both masked and excluded; an excluded column is never stored, remove it from "mask"',
     'tables["public.users"].snapshot must be true or false',
@@ -76,4 +76,17 @@ test('reports every shape problem at once, each naming where and what to do', ()
 test('an empty config says there is nothing to audit', () => {
   expect(() => validateConfig({})).toThrow(/nothing to audit/);
   expect(() => validateConfig(null)).toThrow(/expected an object/);
+});
+
+test('retention is a top-level key that needs partitioning; it may also stand inside partitioning', () => {
+  const tables = { 'public.users': {} };
+  expect(validateConfig({ tables, partitioning: { interval: 'month' }, retention: '13 months' }).partitioning?.retention)
+    .toEqual({ amount: 13, unit: 'month', text: '13 months' });
+  expect(validateConfig({ tables, partitioning: { interval: 'month', retention: '13 months' } }).partitioning?.retention?.text).toBe('13 months');
+  const problems = (raw: unknown) => {
+    try { validateConfig(raw); return []; } catch (err) { return (err as { problems?: string[] }).problems ?? [String(err)]; }
+  };
+  expect(problems({ tables, retention: '13 months' })).toEqual([expect.stringContaining('needs "partitioning"')]);
+  expect(problems({ tables, partitioning: { interval: 'month', retention: '1 year' }, retention: '13 months' })).toEqual([expect.stringContaining('given twice')]);
+  expect(problems({ tables, partitioning: { interval: 'month' }, retention: 'forever' })).toEqual([expect.stringContaining('"retention" must read like')]);
 });

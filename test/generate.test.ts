@@ -23,14 +23,40 @@ const usersPlan: TablePlan = {
   allColumns: ['id', 'email', 'ssn', 'prefs'],
 };
 
+// A partitioned table: statement-level triggers on it and on each partition, whatever the mode.
+const ordersPlan: TablePlan = {
+  table: { schema: 'public', name: 'orders' },
+  columns: [
+    { name: 'id', masked: false, compareAs: null },
+    { name: 'region', masked: false, compareAs: null },
+    { name: 'total', masked: false, compareAs: null },
+  ],
+  primaryKey: ['id', 'region'],
+  snapshot: false,
+  actions: ['insert', 'update', 'delete', 'truncate'],
+  mode: 'row',
+  mapping: {},
+  allColumns: ['id', 'region', 'total'],
+  partitioned: true,
+  partitions: [{ schema: 'public', name: 'orders_eu' }, { schema: 'public', name: 'orders_us' }],
+};
+
 test.each([
   ['users.sql', usersPlan],
   ['users-statement.sql', { ...usersPlan, mode: 'statement' as const }],
+  ['orders-partitioned.sql', ordersPlan],
 ])('generated SQL matches the reviewed golden file %s (UPDATE_GOLDEN=1 to accept a change)', (name, plan) => {
   const file = path.join(__dirname, 'golden', name);
   const { sql } = generateTable('auditlog', plan);
   if (process.env.UPDATE_GOLDEN) writeFileSync(file, sql);
   expect(sql).toBe(readFileSync(file, 'utf8'));
+});
+
+test('the hash of a partitioned table covers what each partition gets, not which partitions exist', () => {
+  const a = generateTable('auditlog', ordersPlan);
+  expect(generateTable('auditlog', { ...ordersPlan, partitions: [] }).hash).toBe(a.hash);
+  expect(generateTable('auditlog', { ...ordersPlan, mode: 'statement' }).sql).toBe(a.sql);
+  expect(a.sql).toContain('ON "public"."orders_us"');
 });
 
 test('generation is deterministic and the hash follows the definition', () => {

@@ -2,7 +2,8 @@
 import { randomBytes } from 'node:crypto';
 import { Client, Pool, type ClientBase } from 'pg';
 import { install } from '../src/install';
-import type { AuditConfig, LogEntry } from '../src/interfaces';
+import { verify } from '../src/security/verify';
+import type { AuditConfig, LogEntry, VerifyReport } from '../src/interfaces';
 
 export function serverUrl(): string {
   const url = process.env.TEST_DATABASE_URL;
@@ -62,7 +63,7 @@ export async function createTestDatabase(label: string): Promise<TestDatabase> {
     pool,
     withClient,
     sql,
-    install: (config) => withClient(async (c) => { await install(c, config); }),
+    install: (config) => withClient(async (c) => { await install(c, withTestPartitioning(config)); }),
     entries: async (where = 'true', values) =>
       (await sql(`SELECT * FROM auditlog.log_entry WHERE ${where} ORDER BY id`, values)) as LogEntry[],
     async drop() {
@@ -78,6 +79,16 @@ export async function createTestDatabase(label: string): Promise<TestDatabase> {
   };
 }
 
+/**
+ * AUDITLOG_TEST_PARTITIONING=day|week|month runs the suite's installs with a partitioned log
+ * (docs/partitioning.md): the same tests must pass either way.
+ */
+export function withTestPartitioning(config: AuditConfig): AuditConfig {
+  const interval = process.env.AUDITLOG_TEST_PARTITIONING;
+  if (interval !== 'day' && interval !== 'week' && interval !== 'month') return config;
+  return config.partitioning ? config : { ...config, partitioning: { interval } };
+}
+
 /** Runs fn inside BEGIN … ROLLBACK, for tests that only look. */
 export async function rolledBack<T>(client: ClientBase, fn: () => Promise<T>): Promise<T> {
   await client.query('BEGIN');
@@ -85,5 +96,18 @@ export async function rolledBack<T>(client: ClientBase, fn: () => Promise<T>): P
     return await fn();
   } finally {
     await client.query('ROLLBACK');
+  }
+}
+
+/**
+ * verify() until every committed entry is sealed: the sealing horizon is the oldest transaction
+ * running anywhere in the cluster, so other test files' transactions can hold it back a moment.
+ */
+export async function verifySealed(db: TestDatabase, config: AuditConfig): Promise<VerifyReport> {
+  for (let i = 0; ; i++) {
+    const r = await db.withClient((c) => verify(c, config));
+    const [{ n }] = await db.sql('SELECT count(*)::int AS n FROM auditlog.log_entry');
+    if (r.sealedTotal >= n || i === 200) return r;
+    await new Promise((res) => setTimeout(res, 50));
   }
 }

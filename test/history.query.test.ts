@@ -69,7 +69,8 @@ test('bigint keys beyond 2^53 match exactly, alone or in a composite key', async
   await db.sql(`INSERT INTO shards VALUES (9007199254740993, 2, 'a'), (9007199254740992, 2, 'b')`);
   const composite = await getForObject(db.pool, 'shards', [9007199254740993n, 2]);
   expect(composite.entries.map((e) => e.object_pk)).toEqual(['[9007199254740993, 2]']);
-  expect((await getForObjects(db.pool, 'shards', [['9007199254740993', 2]])).entries).toEqual([]); // a string is not the number
+  // A key part is read as a value of its column's type: the text of the number is that number.
+  expect((await getForObjects(db.pool, 'shards', [['9007199254740993', '2']])).entries.map((e) => e.object_pk)).toEqual(['[9007199254740993, 2]']);
 });
 
 test('filters by table, actor, cid, transaction, action and time range', async () => {

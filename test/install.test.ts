@@ -66,7 +66,7 @@ describe('status and drift', () => {
   test('reports every table installed and no drift', async () => {
     const report = await db.withClient((c) => status(c, config));
     expect(report).toEqual({
-      schema: 'auditlog', pendingMigrations: 0, drift: false, ddlWatch: true,
+      schema: 'auditlog', pendingMigrations: 0, drift: false, ddlWatch: true, problems: [],
       tables: [{ table: 'public.products', state: 'installed' }, { table: 'public.stock', state: 'installed' }],
     });
   });

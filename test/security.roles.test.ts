@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { install } from '../src/install';
+import { WRITER_ROLE } from '../src/security/roles';
 import { createTestDatabase, type TestDatabase } from './helpers';
 import { asRole, createLoginRole, dropRoles, roleName, runCli, sqlState } from './security-helpers';
 
@@ -41,14 +42,14 @@ afterAll(async () => {
 
 beforeEach(() => db.sql('TRUNCATE auditlog.log_entry'));
 
-test('the owner role owns the audit schema, its tables and the SECURITY DEFINER capture functions', async () => {
+test('the owner role owns the audit schema and its tables; the append-only writer role owns the SECURITY DEFINER capture functions', async () => {
   const [schema] = await db.sql(`SELECT pg_get_userbyid(nspowner) AS owner FROM pg_namespace WHERE nspname = 'auditlog'`);
   expect(schema.owner).toBe(owner);
   const tables = await db.sql(`SELECT DISTINCT pg_get_userbyid(relowner) AS owner FROM pg_class WHERE relnamespace = 'auditlog'::regnamespace`);
   expect(tables).toEqual([{ owner }]);
   const fns = await db.sql(`SELECT proname, pg_get_userbyid(proowner) AS owner, prosecdef, proconfig FROM pg_proc
                             WHERE pronamespace = 'auditlog'::regnamespace AND proname LIKE 'capture\\_%' AND prorettype = 'trigger'::regtype`);
-  expect(fns).toEqual([expect.objectContaining({ owner, prosecdef: true, proconfig: expect.arrayContaining(['search_path=pg_catalog, pg_temp']) })]);
+  expect(fns).toEqual([expect.objectContaining({ owner: WRITER_ROLE, prosecdef: true, proconfig: expect.arrayContaining(['search_path=pg_catalog, pg_temp']) })]);
   const [role] = await db.sql(`SELECT rolcanlogin FROM pg_roles WHERE rolname = $1`, [owner]);
   expect(role.rolcanlogin).toBe(false);
 });

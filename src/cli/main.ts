@@ -14,10 +14,11 @@ import { reportCommand } from './commands/report';
 import { verifyCommand } from './commands/verify';
 import { serveCommand } from './commands/serve';
 import { forwardCommand } from './commands/forward';
+import { maintainCommand } from './commands/maintain';
 
 const COMMANDS: Command[] = [
   initCommand, installCommand, statusCommand, uninstallCommand, tailCommand, historyCommand, baselineCommand, flushCommand, reportCommand, verifyCommand,
-  serveCommand, forwardCommand,
+  serveCommand, forwardCommand, maintainCommand,
 ];
 
 function usage(): string {

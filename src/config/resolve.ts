@@ -2,7 +2,7 @@
 // input of the SQL generator. Every problem is collected, so one run shows all of them.
 import type { ClientBase } from 'pg';
 import {
-  findSimilarTables, readRelationKinds, readTables, readTablesInSchemas, tableKey, type CatalogTable,
+  findSimilarTables, readRelationKinds, readTables, readTablesInSchemas, tableKey, type CatalogTable, type CompareAs, type KeyForm,
 } from '../catalog';
 import { displayName, quoteIdent, type QualifiedName } from '../ident';
 import type { CaptureMode, CapturedAction, UnattributedPolicy } from '../interfaces';
@@ -11,7 +11,10 @@ import { defaultTableConfig, invalid, type NormalizedConfig, type NormalizedTabl
 export interface ColumnPlan {
   name: string;
   masked: boolean;
-  compareAs: 'jsonb' | 'text' | null;
+  /** See CompareAs in src/catalog. */
+  compareAs: CompareAs;
+  /** Serialised through the type's output function (see CatalogColumn.textOutput). */
+  textOutput?: boolean;
 }
 
 /** Everything the generator needs for one table. */
@@ -20,7 +23,11 @@ export interface TablePlan {
   /** Tracked columns, in table (attnum) order. */
   columns: ColumnPlan[];
   primaryKey: string[];
+  /** How each primary key part is rendered in object_pk, in primaryKey order (see KeyForm). */
+  keyForms?: KeyForm[];
   objectRepr?: string;
+  /** How the objectRepr column is rendered (see KeyForm). */
+  reprForm?: KeyForm;
   snapshot: boolean;
   actions: CapturedAction[];
   mode: CaptureMode;
@@ -28,6 +35,12 @@ export interface TablePlan {
   mapping: Record<string, string>;
   /** Every column of the table when planned; the DDL watch compares against it. */
   allColumns: string[];
+  /**
+   * A partitioned table: capture is placed on it and on each of its partitions (listed here,
+   * any depth, when planned), and writes aimed at any of them are logged under this table.
+   */
+  partitioned?: boolean;
+  partitions?: QualifiedName[];
   /** Writes without an actor: 'allow' generates nothing. */
   unattributed?: UnattributedPolicy;
 }
@@ -117,6 +130,15 @@ function planTable(
   if (cfg.objectRepr !== undefined && known(cfg.objectRepr, 'objectRepr') && cfg.mask.includes(cfg.objectRepr)) {
     problems.push(`${at}.objectRepr: column "${cfg.objectRepr}" is masked; object_repr would store it in clear. Pick another column`);
   }
+  // Virtual generated columns (PostgreSQL 18) are computed on read: triggers see them as null
+  // and transition tables cannot hold them, so they are never recorded (docs/capture-types.md).
+  const virtual = new Set(table.columns.filter((c) => c.virtual).map((c) => c.name));
+  for (const [field, named] of [['include', cfg.include ?? []], ['objectRepr', cfg.objectRepr === undefined ? [] : [cfg.objectRepr]]] as const) {
+    for (const c of named.filter((n) => virtual.has(n))) {
+      problems.push(`${at}.${field}: column "${c}" of ${displayName(table)} is a virtual generated column: it is computed on read, ` +
+        'not stored, so it is not recorded. Remove it (its value follows from the recorded columns), or make it STORED');
+    }
+  }
 
   const primaryKey = cfg.primaryKey ?? table.primaryKey;
   if (primaryKey.length === 0) {
@@ -124,14 +146,20 @@ function planTable(
       ? `${at} has no primary key: add one (ALTER TABLE … ADD PRIMARY KEY), list it in includeAll.except, or add it under "tables" with "primaryKey": [columns that identify a row]`
       : `${at}: ${displayName(table)} has no primary key: add one (ALTER TABLE … ADD PRIMARY KEY), or set "primaryKey": [columns that identify a row]`);
   }
+  if (table.isPartition) {
+    problems.push(`${at}: ${displayName(table)} is a partition; audit the partitioned table it belongs to, which captures every write to its partitions under its own name`);
+  }
   if (problems.length > before) return undefined;
 
+  const formOf = (column: string): KeyForm => table.columns.find((c) => c.name === column)?.keyForm ?? null;
   const include = cfg.include ? new Set(cfg.include) : undefined;
   // A column the table includes by name wins over the global excludeFields.
   const exclude = new Set([...cfg.exclude, ...globalExclude.filter((c) => !include?.has(c))]);
   const columns = table.columns
-    .filter((c) => (include ? include.has(c.name) : true) && !exclude.has(c.name))
-    .map((c) => ({ name: c.name, masked: cfg.mask.includes(c.name), compareAs: c.compareAs }));
+    .filter((c) => (include ? include.has(c.name) : true) && !exclude.has(c.name) && !c.virtual)
+    .map((c) => ({
+      name: c.name, masked: cfg.mask.includes(c.name), compareAs: c.compareAs, ...(c.textOutput ? { textOutput: true } : {}),
+    }));
   if (columns.length === 0) {
     problems.push(`${at}: every column of ${displayName(table)} is excluded; nothing would be recorded. Track at least one column`);
     return undefined;
@@ -140,12 +168,15 @@ function planTable(
     table: { schema: table.schema, name: table.name },
     columns,
     primaryKey,
+    keyForms: primaryKey.map((k) => formOf(k)),
     objectRepr: cfg.objectRepr,
+    ...(cfg.objectRepr !== undefined ? { reprForm: formOf(cfg.objectRepr) } : {}),
     snapshot: cfg.snapshot,
     actions: cfg.actions,
     mode: cfg.mode ?? config.mode,
     mapping: cfg.mapping,
     allColumns: names,
+    ...(table.kind === 'partitioned table' ? { partitioned: true, partitions: table.partitions } : {}),
     unattributed: cfg.unattributed ?? config.unattributed,
   };
 }

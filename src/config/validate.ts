@@ -4,14 +4,14 @@ import { displayName, parseColumnName, parseQualifiedName, type QualifiedName } 
 import type { CaptureMode, CapturedAction, UnattributedPolicy } from '../interfaces';
 
 export const ALL_ACTIONS: readonly CapturedAction[] = ['insert', 'update', 'delete', 'truncate'];
-const TOP_LEVEL_KEYS = ['schema', 'mode', 'excludeFields', 'includeAll', 'tables', 'roles', 'tamperEvidence', 'tenantIsolation', 'unattributed'];
+const TOP_LEVEL_KEYS = ['schema', 'mode', 'excludeFields', 'includeAll', 'tables', 'roles', 'tamperEvidence', 'tenantIsolation', 'unattributed', 'partitioning', 'retention'];
 const POLICIES: readonly UnattributedPolicy[] = ['allow', 'warn', 'reject'];
 const MODES: readonly CaptureMode[] = ['row', 'statement'];
 export const DEFAULT_MODE: CaptureMode = 'statement';
 const ROLE_KEYS = ['owner', 'app', 'appReadsLog', 'bypass'];
 /** The bypass role when the config names none. Roles are cluster-wide: one serves every database. */
 export const DEFAULT_BYPASS_ROLE = 'auditlog_bypass';
-const TABLE_KEYS = ['include', 'exclude', 'mask', 'mapping', 'objectRepr', 'snapshot', 'actions', 'primaryKey', 'mode', 'unattributed'];
+const TABLE_KEYS = ['include', 'exclude', 'mask', 'mapping', 'objectRepr', 'snapshot', 'actions', 'primaryKey', 'mode', 'unattributed', 'logTable'];
 
 export interface NormalizedTableConfig {
   table: QualifiedName;
@@ -29,6 +29,8 @@ export interface NormalizedTableConfig {
   mode?: CaptureMode;
   /** Unset: the config's default policy. */
   unattributed?: UnattributedPolicy;
+  /** Own log table in the audit schema (a partition of log_entry); unset: the shared log. */
+  logTable?: string;
 }
 
 export interface NormalizedConfig {
@@ -42,6 +44,8 @@ export interface NormalizedConfig {
   tamperEvidence: boolean;
   tenantIsolation: boolean;
   unattributed: UnattributedPolicy;
+  /** Time partitioning of the log (`partitioning`); unset: one plain table. */
+  partitioning?: NormalizedPartitioning;
   /**
    * Problems found without the database, kept (by checkConfig) so that resolving the config
    * against the catalog reports them together with the catalog's: every problem at once.
@@ -164,10 +168,31 @@ export function checkConfig(raw: unknown, source = 'config'): { config: Normaliz
   const tenantIsolation = flag('tenantIsolation');
   const unattributed = policy(raw.unattributed, '"unattributed"', problems) ?? 'allow';
 
+  const partitioning = validatePartitioning(raw.partitioning, problems);
+  // "retention" is a top-level key (it only works by dropping partitions, so it needs
+  // "partitioning"); the same inside "partitioning" is accepted too.
+  if (raw.retention !== undefined) {
+    if (raw.partitioning === undefined) {
+      problems.push('"retention" drops whole partitions of the log: it needs "partitioning", e.g. "partitioning": { "interval": "month" }, "retention": "13 months"');
+    } else if (isPlainObject(raw.partitioning) && raw.partitioning.retention !== undefined) {
+      problems.push('"retention" is given twice, at the top level and inside "partitioning": keep one');
+    } else if (partitioning) {
+      const retention = typeof raw.retention === 'string' ? parseRetention(raw.retention) : undefined;
+      if (!retention) problems.push(`"retention" must read like "13 months", "90 days", "52 weeks" or "2 years" (got ${JSON.stringify(raw.retention)})`);
+      else partitioning.retention = retention;
+    }
+  }
+  for (const t of tables) {
+    if (t.logTable !== undefined && t.logTable === schema) problems.push(`tables["${t.key}"].logTable must differ from the audit schema name`);
+  }
+
   if (!includeAll && tables.length === 0 && problems.length === 0) {
     problems.push('nothing to audit: add tables under "tables" or set "includeAll"');
   }
-  return { config: { schema, mode, excludeFields, includeAll, tables, roles, tamperEvidence, tenantIsolation, unattributed }, problems };
+  return {
+    config: { schema, mode, excludeFields, includeAll, tables, roles, tamperEvidence, tenantIsolation, unattributed, ...(partitioning ? { partitioning } : {}) },
+    problems,
+  };
 }
 
 function policy(value: unknown, where: string, problems: string[]): UnattributedPolicy | undefined {
@@ -262,6 +287,11 @@ function validateTableConfig(
     else out.mode = value.mode as CaptureMode;
   }
   out.unattributed = policy(value.unattributed, `${at}.unattributed`, problems);
+  if (value.logTable !== undefined) {
+    const problem = logTableProblem(value.logTable);
+    if (problem) problems.push(`${at}.logTable ${problem}`);
+    else out.logTable = value.logTable as string;
+  }
   if (value.actions !== undefined) {
     const actions = value.actions;
     if (!Array.isArray(actions) || actions.length === 0 || actions.some((a) => !ALL_ACTIONS.includes(a as CapturedAction))) {
@@ -277,4 +307,69 @@ function validateTableConfig(
 export function invalid(source: string, problems: string[]): AuditLogError {
   const list = problems.map((p) => `  - ${p}`).join('\n');
   return new AuditLogError('CONFIG_INVALID', `${source} is invalid:\n${list}`, { problems });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Partitioning and per-table logs (see src/maintain and docs/partitioning.md)
+
+export type PartitionInterval = 'day' | 'week' | 'month';
+export const INTERVALS: readonly PartitionInterval[] = ['day', 'week', 'month'];
+
+export interface NormalizedPartitioning {
+  interval: PartitionInterval;
+  /** Entries older than this are dropped by `maintain`, a whole partition at a time. */
+  retention?: { amount: number; unit: 'day' | 'week' | 'month' | 'year'; text: string };
+  /** Partitions kept ready ahead of now. */
+  premake: number;
+}
+
+const PARTITIONING_KEYS = ['interval', 'retention', 'premake'];
+/** Default partitions ahead: about a week of days, a month of weeks, a quarter of months. */
+export const DEFAULT_PREMAKE: Record<PartitionInterval, number> = { day: 7, week: 4, month: 3 };
+
+/** "13 months", "90 days", "2 years", "1 week" → its parts; undefined when unreadable. */
+export function parseRetention(text: string): NormalizedPartitioning['retention'] | undefined {
+  const m = /^\s*(\d{1,4})\s*(day|week|month|year)s?\s*$/i.exec(text);
+  if (!m || Number(m[1]) < 1) return undefined;
+  return { amount: Number(m[1]), unit: m[2]!.toLowerCase() as 'day' | 'week' | 'month' | 'year', text: text.trim() };
+}
+
+function validatePartitioning(raw: unknown, problems: string[]): NormalizedPartitioning | undefined {
+  if (raw === undefined) return undefined;
+  if (!isPlainObject(raw)) {
+    problems.push('"partitioning" must be an object like { "interval": "month", "retention": "13 months" }');
+    return undefined;
+  }
+  for (const key of Object.keys(raw)) {
+    if (!PARTITIONING_KEYS.includes(key)) problems.push(`partitioning: unknown key "${key}"; expected one of ${PARTITIONING_KEYS.join(', ')}`);
+  }
+  if (!INTERVALS.includes(raw.interval as PartitionInterval)) {
+    problems.push(`partitioning.interval must be "day", "week" or "month" (got ${JSON.stringify(raw.interval)})`);
+    return undefined;
+  }
+  const interval = raw.interval as PartitionInterval;
+  const out: NormalizedPartitioning = { interval, premake: DEFAULT_PREMAKE[interval] };
+  if (raw.retention !== undefined) {
+    const retention = typeof raw.retention === 'string' ? parseRetention(raw.retention) : undefined;
+    if (!retention) problems.push(`partitioning.retention must read like "13 months", "90 days", "52 weeks" or "2 years" (got ${JSON.stringify(raw.retention)})`);
+    else out.retention = retention;
+  }
+  if (raw.premake !== undefined) {
+    if (!Number.isInteger(raw.premake) || (raw.premake as number) < 1 || (raw.premake as number) > 366) {
+      problems.push('partitioning.premake must be a whole number of partitions from 1 to 366 (how many to create ahead of now)');
+    } else out.premake = raw.premake as number;
+  }
+  return out;
+}
+
+/** Log table names: an identifier of our own making, short enough for "_p20260101" suffixes. */
+function logTableProblem(value: unknown): string | undefined {
+  if (typeof value !== 'string' || !/^[a-z_][a-z0-9_]*$/.test(value)) {
+    return `must be a lower-case table name of letters, digits and "_" (e.g. "users_log"); got ${JSON.stringify(value)}`;
+  }
+  if (value.length > 48) return `"${value}" is longer than 48 characters (partitions add a suffix of up to 15): shorten it`;
+  if (/^(log_entry|tracked_table|subscriber_cursor|security_setting|seal_batch|entry_seal|dropped_range|migrations)(_|$)/.test(value)) {
+    return `"${value}" clashes with a table of the audit schema: choose another name, e.g. "users_log"`;
+  }
+  return undefined;
 }

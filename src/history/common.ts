@@ -172,7 +172,7 @@ export function explainMissingSchema(err: unknown, schema: string): unknown {
   if (code === PG.UNDEFINED_TABLE && message.includes('log_entry')) {
     return new AuditLogError('NOT_FOUND', `audit schema "${schema}" has no log: run auditlog install, or pass --schema / the schema option`, { cause: err });
   }
-  if (code === PG.UNDEFINED_FUNCTION && /pk_text|log_event/.test(message)) {
+  if (code === PG.UNDEFINED_FUNCTION && /pk_text|log_event|append_event/.test(message)) {
     return new AuditLogError('NOT_FOUND', `audit schema "${schema}" predates the history functions: run auditlog install to apply its pending migrations`, { cause: err });
   }
   return err;

@@ -7,14 +7,16 @@ import type { HistoryOptions, HistoryPage, HistoryQuery, LogEntry, ObjectKey } f
 import sql, { join, raw, type Sql } from 'sql-template-tag';
 import { exactJsonTypes } from '../db';
 import { invalid, objectPkIn, parseInstant, parseTable, schemaOf, type Db } from './common';
+import { withCanonicalKeys } from './keys';
 
 export const DEFAULT_LIMIT = 100;
 export const MAX_LIMIT = 1000;
 
 /** Entries matching `query`, one page, newest first unless `order: 'oldest'`. */
-export async function history(db: Db, query: HistoryQuery): Promise<HistoryPage> {
-  const cursor = parseCursor(query.cursor);
-  buildHistoryQuery(query, cursor); // validates every argument before the first query
+export async function history(db: Db, given: HistoryQuery): Promise<HistoryPage> {
+  const cursor = parseCursor(given.cursor);
+  buildHistoryQuery(given, cursor); // validates every argument before the first query
+  const query = await withCanonicalKeys(db, given);
   if (!usesWindow(query) || cursor?.bound !== undefined) return page(db, query, cursor);
   const window = buildWindowQuery(query);
   const { rows: [w] } = await db.query<{ lo: string | null; hi: string | null }>(window.text, window.values);

@@ -5,7 +5,7 @@
 import { readTables, tableKey } from '../catalog';
 import { AuditLogError } from '../errors';
 import { displayName, qualified, quoteIdent } from '../ident';
-import { MASK } from '../generate';
+import { changedExpression, MASK } from '../generate';
 import type { LogEntry, RevertOptions, RevertResult } from '../interfaces';
 import { inCallerSession, readTableConfigs, schemaOf, type Db } from './common';
 import { getEntry } from './query';
@@ -55,10 +55,8 @@ export async function revert(db: Db, entryId: string | number | bigint, options:
     // entry's new value, or a later change would be silently overwritten. Compared as typed
     // values (as the trigger compares them), not as JSON text, which depends on settings such
     // as TimeZone.
-    const unchanged = options.force ? [] : fields.map((f) => {
-      const cast = compareAs.get(f) ? `::${compareAs.get(f)}` : '';
-      return `t.${quoteIdent(f)}${cast} IS NOT DISTINCT FROM n.${quoteIdent(f)}${cast}`;
-    });
+    const unchanged = options.force ? [] : fields.map((f) =>
+      `NOT ${changedExpression(`t.${quoteIdent(f)}`, `n.${quoteIdent(f)}`, compareAs.get(f))}`);
     const keyJson = `(SELECT CASE WHEN cardinality($2::text[]) = 1 THEN jsonb_build_object($2[1], e.object_pk)
                        ELSE (SELECT jsonb_object_agg(c.col, k.value)
                              FROM jsonb_array_elements(e.object_pk::jsonb) WITH ORDINALITY AS k(value, ord)

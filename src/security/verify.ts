@@ -55,8 +55,9 @@ export async function verify(client: ClientBase, configInput: AuditConfig | Norm
     const { rows } = await client.query<{ entry_id: string | null; batch: string | null; problem: string }>(
       `SELECT entry_id, batch, problem FROM ${schema}.verify_seals() ORDER BY entry_id NULLS LAST, batch`);
     const problems: VerifyProblem[] = rows.map((r) => ({ entryId: r.entry_id, batch: r.batch, problem: r.problem }));
-    const { rows: [totals] } = await client.query<{ total: string; head: string | null }>(
+    const { rows: [totals] } = await client.query<{ total: string; head: string | null; dropped: string | null }>(
       `SELECT (SELECT count(*) FROM ${schema}.entry_seal) AS total,
+              (SELECT sum(entries) FROM ${schema}.dropped_range) AS dropped,
               (SELECT batch || ':' || pg_catalog.encode(digest, 'hex') FROM ${schema}.seal_batch ORDER BY batch DESC LIMIT 1) AS head`);
     if (anchor) {
       const { rows: found } = await client.query<{ digest: string }>(
@@ -74,6 +75,7 @@ export async function verify(client: ClientBase, configInput: AuditConfig | Norm
     const report = await status(client, config);
     await client.query('COMMIT');
     return {
+      droppedEntries: Number(totals!.dropped ?? 0),
       sealedNow,
       sealedTotal: Number(totals!.total),
       head: totals!.head,

@@ -27,7 +27,7 @@ BEGIN
     INSERT INTO "auditlog".log_entry
       (table_schema, table_name, object_pk, object_repr, action, changes, snapshot,
        actor, cid, remote_addr, db_user, application_name, additional_data, tenant_id)
-    SELECT 'public', 'users', n."id"::text, n."email"::text, 'insert',
+    SELECT TG_TABLE_SCHEMA, TG_TABLE_NAME, n."id"::text, n."email"::text, 'insert',
            jsonb_build_object(
                'id', jsonb_build_array(NULL, n."id"),
                'email', jsonb_build_array(NULL, n."email"),
@@ -44,7 +44,7 @@ BEGIN
     INSERT INTO "auditlog".log_entry
       (table_schema, table_name, object_pk, object_repr, action, changes, snapshot,
        actor, cid, remote_addr, db_user, application_name, additional_data, tenant_id)
-    SELECT 'public', 'users', n."id"::text, n."email"::text, 'update',
+    SELECT TG_TABLE_SCHEMA, TG_TABLE_NAME, n."id"::text, n."email"::text, 'update',
            CASE WHEN o."id" IS DISTINCT FROM n."id"
              THEN jsonb_build_object('id', jsonb_build_array(o."id", n."id"))
              ELSE '{}'::jsonb END ||
@@ -54,7 +54,7 @@ BEGIN
            CASE WHEN o."ssn" IS DISTINCT FROM n."ssn"
              THEN jsonb_build_object('ssn', jsonb_build_array(CASE WHEN o."ssn" IS NULL THEN NULL ELSE '[masked]' END, CASE WHEN n."ssn" IS NULL THEN NULL ELSE '[masked]' END))
              ELSE '{}'::jsonb END ||
-           CASE WHEN o."prefs"::jsonb IS DISTINCT FROM n."prefs"::jsonb
+           CASE WHEN pg_catalog.record_image_ne(ROW(o."prefs"::pg_catalog.jsonb), ROW(n."prefs"::pg_catalog.jsonb))
              THEN jsonb_build_object('prefs', jsonb_build_array(o."prefs", n."prefs"))
              ELSE '{}'::jsonb END,
            jsonb_build_object(
@@ -72,12 +72,12 @@ BEGIN
     WHERE o."id" IS DISTINCT FROM n."id"
        OR o."email" IS DISTINCT FROM n."email"
        OR o."ssn" IS DISTINCT FROM n."ssn"
-       OR o."prefs"::jsonb IS DISTINCT FROM n."prefs"::jsonb;
+       OR pg_catalog.record_image_ne(ROW(o."prefs"::pg_catalog.jsonb), ROW(n."prefs"::pg_catalog.jsonb));
   ELSIF TG_OP = 'DELETE' THEN
     INSERT INTO "auditlog".log_entry
       (table_schema, table_name, object_pk, object_repr, action, changes, snapshot,
        actor, cid, remote_addr, db_user, application_name, additional_data, tenant_id)
-    SELECT 'public', 'users', o."id"::text, o."email"::text, 'delete',
+    SELECT TG_TABLE_SCHEMA, TG_TABLE_NAME, o."id"::text, o."email"::text, 'delete',
            jsonb_build_object(
                'id', jsonb_build_array(o."id", NULL),
                'email', jsonb_build_array(o."email", NULL),
@@ -94,7 +94,7 @@ BEGIN
     INSERT INTO "auditlog".log_entry
       (table_schema, table_name, object_pk, object_repr, action, changes, snapshot,
        actor, cid, remote_addr, db_user, application_name, additional_data, tenant_id)
-    VALUES ('public', 'users', NULL, NULL, 'truncate', NULL, NULL, ctx_actor, ctx_cid, ctx_remote_addr, ctx_db_user, ctx_application_name, ctx_data, ctx_tenant);
+    VALUES (TG_TABLE_SCHEMA, TG_TABLE_NAME, NULL, NULL, 'truncate', NULL, NULL, ctx_actor, ctx_cid, ctx_remote_addr, ctx_db_user, ctx_application_name, ctx_data, ctx_tenant);
   END IF;
   GET DIAGNOSTICS entry_count = ROW_COUNT;
   IF entry_count > 0 AND "auditlog".notify_turn('auditlog') THEN
@@ -123,8 +123,8 @@ CREATE TRIGGER "auditlog_truncate_18f965ef"
   AFTER TRUNCATE ON "public"."users"
   FOR EACH STATEMENT EXECUTE FUNCTION "auditlog"."capture_public_users_14447575"();
 
-COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog 0c145504fa31';
-COMMENT ON TRIGGER "auditlog_insert_18f965ef" ON "public"."users" IS 'pg-auditlog 0c145504fa31';
-COMMENT ON TRIGGER "auditlog_update_18f965ef" ON "public"."users" IS 'pg-auditlog 0c145504fa31';
-COMMENT ON TRIGGER "auditlog_delete_18f965ef" ON "public"."users" IS 'pg-auditlog 0c145504fa31';
-COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog 0c145504fa31';
+COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog 25e798e1ccd2';
+COMMENT ON TRIGGER "auditlog_insert_18f965ef" ON "public"."users" IS 'pg-auditlog 25e798e1ccd2';
+COMMENT ON TRIGGER "auditlog_update_18f965ef" ON "public"."users" IS 'pg-auditlog 25e798e1ccd2';
+COMMENT ON TRIGGER "auditlog_delete_18f965ef" ON "public"."users" IS 'pg-auditlog 25e798e1ccd2';
+COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog 25e798e1ccd2';

@@ -39,7 +39,7 @@ BEGIN
     IF OLD."ssn" IS DISTINCT FROM NEW."ssn" THEN
       diff := diff || jsonb_build_object('ssn', jsonb_build_array(CASE WHEN OLD."ssn" IS NULL THEN NULL ELSE '[masked]' END, CASE WHEN NEW."ssn" IS NULL THEN NULL ELSE '[masked]' END));
     END IF;
-    IF OLD."prefs"::jsonb IS DISTINCT FROM NEW."prefs"::jsonb THEN
+    IF pg_catalog.record_image_ne(ROW(OLD."prefs"::pg_catalog.jsonb), ROW(NEW."prefs"::pg_catalog.jsonb)) THEN
       diff := diff || jsonb_build_object('prefs', jsonb_build_array(OLD."prefs", NEW."prefs"));
     END IF;
     IF diff = '{}'::jsonb THEN
@@ -72,8 +72,8 @@ BEGIN
   INSERT INTO "auditlog".log_entry
     (table_schema, table_name, object_pk, object_repr, action, changes, snapshot,
      actor, cid, remote_addr, db_user, application_name, additional_data, tenant_id)
-  VALUES ('public',
-          'users',
+  VALUES (TG_TABLE_SCHEMA,
+          TG_TABLE_NAME,
           row_pk,
           row_repr,
           lower(TG_OP),
@@ -101,6 +101,6 @@ CREATE TRIGGER "auditlog_truncate_18f965ef"
   AFTER TRUNCATE ON "public"."users"
   FOR EACH STATEMENT EXECUTE FUNCTION "auditlog"."capture_public_users_14447575"();
 
-COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog 7393b2b77569';
-COMMENT ON TRIGGER "auditlog_row_18f965ef" ON "public"."users" IS 'pg-auditlog 7393b2b77569';
-COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog 7393b2b77569';
+COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog 8ef634933279';
+COMMENT ON TRIGGER "auditlog_row_18f965ef" ON "public"."users" IS 'pg-auditlog 8ef634933279';
+COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog 8ef634933279';

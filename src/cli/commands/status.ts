@@ -27,6 +27,7 @@ ${CONNECTION_HELP}`,
       for (const t of report.tables) {
         io.out(`${t.table.padEnd(width)}  ${t.state.toUpperCase().padEnd(9)}${t.detail ? `  ${t.detail}` : ''}`);
       }
+      for (const p of report.problems) io.out(`problem: ${p}`);
       if (!report.ddlWatch) {
         io.out('DDL watch: not installed (install as a superuser to get it); after DROP or RENAME COLUMN on an audited table, writes to it fail until auditlog install');
       }

@@ -36,6 +36,9 @@ ${CONNECTION_HELP}`,
       return report.intact ? EXIT.OK : EXIT.FAILURE;
     }
     io.out(`sealed ${report.sealedNow} new entr${report.sealedNow === 1 ? 'y' : 'ies'}; the chain covers ${report.sealedTotal}; head ${report.head ?? '(none)'}`);
+    if (report.droppedEntries > 0) {
+      io.out(`${report.droppedEntries} entr${report.droppedEntries === 1 ? 'y was' : 'ies were'} removed by retention or flush (recorded in dropped_range): checked from the oldest kept entry`);
+    }
     for (const p of report.problems) {
       io.out(p.entryId !== null ? `entry ${p.entryId}: ${p.problem}` : p.problem);
     }
