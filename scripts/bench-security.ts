@@ -10,7 +10,6 @@
 import { Client } from 'pg';
 import { install } from '../src/install';
 import { seal } from '../src/security/verify';
-// @ts-expect-error: plain ESM helper without types
 import { startEmbeddedPostgres } from './lib/embedded-postgres.mjs';
 
 const REPS = Number(process.env.REPS ?? 9);

@@ -1,5 +1,6 @@
 // Small helpers shared by the installer, the session wrapper and the history functions.
-import type { ClientBase, Pool } from 'pg';
+import { types, type ClientBase, type CustomTypesConfig, type Pool } from 'pg';
+import { parseExactJson } from './json';
 
 /** A pool or a connected client: anything with query(). */
 export type Db = Pool | ClientBase;
@@ -32,3 +33,19 @@ export async function inTransaction<T>(
     throw err;
   }
 }
+
+const JSON_OID = 114;
+const JSONB_OID = 3802;
+
+/**
+ * Per-query type parsers (QueryConfig `types`) that read json and jsonb losslessly
+ * (parseExactJson: numbers a JavaScript number cannot hold exactly become ExactNumbers) and
+ * every other type as the application's pg.types say. pg's global parsers are never changed:
+ * the application shares them.
+ */
+export const exactJsonTypes: CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    (oid === JSON_OID || oid === JSONB_OID) && format !== 'binary'
+      ? parseExactJson
+      : types.getTypeParser(oid, format)) as CustomTypesConfig['getTypeParser'],
+};

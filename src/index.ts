@@ -12,8 +12,9 @@ export { auditPool, auditSettings, auditContextMiddleware, fastifyAuditContext }
 export { MASK } from './generate';
 export {
   history, allHistory, getForObject, getForObjects, getEntry, describeEntry, describeEntries,
-  stateAt, revert, logEvent, flush, report, searchHistory,
+  stateAt, isUnknownState, baseline, revert, logEvent, flush, report, searchHistory,
 } from './history';
+export { ExactNumber, isExactNumber, parseExactJson, stringifyExactJson } from './json';
 export { subscribe } from './events';
 export { seal, verify } from './security/verify';
 export { auditViewer } from './viewer';

@@ -333,6 +333,34 @@ export interface RevertResult {
   fields: string[];
 }
 
+export interface BaselineOptions extends HistoryOptions {
+  /** Only this audited table ("schema.table" or "table"). Default: every audited table. */
+  table?: string;
+  /** Rows per batch, each batch its own short transaction. Default 1000. */
+  batchSize?: number;
+  /** Progress, one line per batch. */
+  log?: (line: string) => void;
+}
+
+export interface BaselineResult {
+  tables: Array<{ table: string; scanned: number; recorded: number }>;
+  /** baseline entries written, over all tables. */
+  recorded: number;
+}
+
+/**
+ * What stateAt() returns when the log cannot tell the object's state at that instant: before
+ * its earliest entry when that entry is not an `insert` (the row existed before, unrecorded:
+ * an update, a delete, or a `baseline` entry), or when the object has no entries at all.
+ * `null` always means "did not exist then".
+ */
+export interface UnknownState {
+  readonly unknown: true;
+  reason: 'no-entries' | 'before-first-entry' | 'before-baseline';
+  /** The earliest entry of the object, when there is one. */
+  earliest: { id: string; ts: Date; action: string } | null;
+}
+
 export interface FlushOptions extends HistoryOptions {
   /** Delete entries before this instant: ISO 8601 date (UTC midnight) or date-time with zone. Omitted: all. */
   beforeDate?: string;

@@ -1,7 +1,7 @@
 // Every query the history module sends uses an index, on a log of 1,000,000 entries: each
 // statement the API issues is captured and EXPLAINed with its real parameters (reads with
 // ANALYZE, so the test also bounds how many log rows each one really reads).
-import type { ClientBase } from 'pg';
+import type { ClientBase, QueryConfig } from 'pg';
 import { flush, getEntry, getForObject, getForObjects, history, report, stateAt } from '../src';
 import { allHistory, describeEntries } from '../src/history';
 import { createTestDatabase, type TestDatabase } from './helpers';
@@ -64,14 +64,17 @@ interface Captured {
 /** A client that EXPLAINs every statement before running it. */
 function explaining(client: ClientBase, captured: Captured[]): ClientBase {
   const proxy = {
-    async query(text: string, values?: unknown[]) {
+    async query(query: string | QueryConfig, params?: unknown[]) {
+      // The history module passes a QueryConfig (for its exact json types) or text and values.
+      const text = typeof query === 'string' ? query : query.text;
+      const values = typeof query === 'string' ? params : query.values;
       if (/^\s*(SELECT|WITH)\b/i.test(text)) {
         // Plain reads run twice (ANALYZE executes them); the WITH … DELETE of flush must not.
         const analyze = /^\s*SELECT\b/i.test(text) ? 'ANALYZE, ' : '';
         const { rows } = await client.query(`EXPLAIN (${analyze}FORMAT JSON) ${text}`, values);
         captured.push({ sql: text, plan: rows[0]['QUERY PLAN'][0].Plan });
       }
-      return client.query(text, values);
+      return typeof query === 'string' ? client.query(query, params) : client.query(query);
     },
   };
   return proxy as unknown as ClientBase;

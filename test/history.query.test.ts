@@ -109,10 +109,11 @@ test('display: mapping names, masked values flagged, a one-line summary per entr
   const [ins, upd, del] = await describeEntries(db.pool, await db.entries());
   expect(upd!.changesDisplay).toEqual({ 'E-mail address': ['a@x', 'b@x'], ssn: ['[masked]', '[masked]'] });
   expect(upd!.fields.find((f) => f.field === 'ssn')).toMatchObject({ label: 'ssn', masked: true });
-  // Fields come in jsonb key order (shorter names first).
-  expect(upd!.summary).toBe('ssn: changed (masked); E-mail address: "a@x" → "b@x"');
-  expect(ins!.summary).toBe('created: id: 1; ssn: (masked); E-mail address: "a@x"');
-  expect(del!.summary).toBe('deleted: id: 1; ssn: (masked); E-mail address: "b@x"');
+  // Fields come in the table's column order (id, email, ssn), not jsonb's (shorter names first).
+  expect(upd!.summary).toBe('E-mail address: "a@x" → "b@x"; ssn: changed (masked)');
+  expect(ins!.summary).toBe('created: id: 1; E-mail address: "a@x"; ssn: (masked)');
+  expect(del!.summary).toBe('deleted: id: 1; E-mail address: "b@x"; ssn: (masked)');
+  expect(Object.keys(ins!.changes!)).toEqual(['id', 'email', 'ssn']);
   expect(JSON.stringify([ins, upd, del])).not.toMatch(/secret|other/);
   // Without a config (e.g. the table was uninstalled) the marker alone still flags the mask.
   expect(describeEntry(upd!).fields.find((f) => f.field === 'ssn')!.masked).toBe(true);

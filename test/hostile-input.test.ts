@@ -103,9 +103,10 @@ test('context values of any text and shape are stored exactly, or rejected befor
       let rejected: unknown;
       await write.catch((err) => { rejected = err; });
       if (rejected !== undefined) {
-        // The only reasons to refuse: NUL (PostgreSQL text cannot hold it) or a malformed address.
+        // The only reasons to refuse: what PostgreSQL text cannot hold (NUL, a lone surrogate) or
+        // a malformed address (or one with a zone index, which inet cannot hold).
         expect(rejected).toMatchObject({ code: 'CONTEXT_INVALID' });
-        expect(hasNul || /is not an IPv4 or IPv6 address/.test((rejected as Error).message)).toBe(true);
+        expect(hasNul || /is not an IPv4 or IPv6 address|has a zone index|lone surrogate/.test((rejected as Error).message)).toBe(true);
         expect(await db.entries()).toEqual([]);
         return;
       }
@@ -146,10 +147,11 @@ test('context data that is not a JSON object is rejected before anything is writ
   await db.sql('TRUNCATE auditlog.log_entry');
   const circular: Record<string, unknown> = {};
   circular.self = circular;
-  const attempts: unknown[] = [{ n: BigInt(1) }, circular, 'a string', ['an', 'array'], 42];
+  // (A bigint is no longer refused: it is stored as a JSON number with its digits.)
+  const attempts: unknown[] = [circular, 'a string', ['an', 'array'], 42];
   for (const data of attempts) {
     await expect(withAuditSession(db.pool, { data } as never, (c) => c.query(`INSERT INTO target (body) VALUES ('x')`)))
-      .rejects.toMatchObject({ code: 'CONTEXT_INVALID', message: expect.stringMatching(/data (must be a plain object|cannot be serialised)/) });
+      .rejects.toMatchObject({ code: 'CONTEXT_INVALID', message: expect.stringMatching(/data( must be a plain object|\.self refers back to itself)/) });
   }
   await expect(withAuditSession(db.pool, { actor: 'a\0b' }, async () => undefined))
     .rejects.toMatchObject({ code: 'CONTEXT_INVALID', message: expect.stringContaining('actor contains a NUL character') });

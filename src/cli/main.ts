@@ -9,6 +9,7 @@ import { tailCommand } from './commands/tail';
 import { uninstallCommand } from './commands/uninstall';
 import { historyCommand } from './commands/history';
 import { flushCommand } from './commands/flush';
+import { baselineCommand } from './commands/baseline';
 import { reportCommand } from './commands/report';
 import { verifyCommand } from './commands/verify';
 import { serveCommand } from './commands/serve';
@@ -16,7 +17,8 @@ import { forwardCommand } from './commands/forward';
 import { maintainCommand } from './commands/maintain';
 
 const COMMANDS: Command[] = [
-  initCommand, installCommand, statusCommand, uninstallCommand, tailCommand, historyCommand, flushCommand, reportCommand, verifyCommand, serveCommand, forwardCommand, maintainCommand,
+  initCommand, installCommand, statusCommand, uninstallCommand, tailCommand, historyCommand, baselineCommand, flushCommand, reportCommand, verifyCommand,
+  serveCommand, forwardCommand, maintainCommand,
 ];
 
 function usage(): string {
@@ -28,7 +30,7 @@ function usage(): string {
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
     'Run "auditlog <command> --help" for its options.',
-    'Exit codes: 0 success, 1 failure or drift, 2 bad usage or config.',
+    'Exit codes: 0 success, 1 failure or drift, 2 bad usage or config, 3 state unknown (history --at).',
   ].join('\n');
 }
 

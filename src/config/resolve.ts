@@ -45,8 +45,18 @@ export interface TablePlan {
   unattributed?: UnattributedPolicy;
 }
 
-export async function resolveConfig(client: ClientBase, config: NormalizedConfig, source = 'config'): Promise<TablePlan[]> {
-  const problems: string[] = [];
+export interface ResolveOptions {
+  /**
+   * Hears of each configured table that does not exist (e.g. dropped) instead of counting it
+   * as a config problem: `status` reports such a table as missing.
+   */
+  onMissingTable?: (table: QualifiedName) => void;
+}
+
+export async function resolveConfig(
+  client: ClientBase, config: NormalizedConfig, source = 'config', options: ResolveOptions = {},
+): Promise<TablePlan[]> {
+  const problems: string[] = [...(config.deferredProblems ?? [])];
   const wanted = new Map<string, NormalizedTableConfig>();
   const fromIncludeAll = new Set<string>();
 
@@ -74,6 +84,10 @@ export async function resolveConfig(client: ClientBase, config: NormalizedConfig
     const kind = kinds.get(tableKey(t.table));
     if (kind) {
       problems.push(`tables["${t.key}"]: ${displayName(t.table)} is a ${kind}; only tables can be audited`);
+      continue;
+    }
+    if (options.onMissingTable && !fromIncludeAll.has(tableKey(t.table))) {
+      options.onMissingTable(t.table);
       continue;
     }
     const similar = await findSimilarTables(client, t.table);

@@ -46,6 +46,11 @@ export interface NormalizedConfig {
   unattributed: UnattributedPolicy;
   /** Time partitioning of the log (`partitioning`); unset: one plain table. */
   partitioning?: NormalizedPartitioning;
+  /**
+   * Problems found without the database, kept (by checkConfig) so that resolving the config
+   * against the catalog reports them together with the catalog's: every problem at once.
+   */
+  deferredProblems?: string[];
 }
 
 export interface NormalizedRoles {
@@ -65,6 +70,17 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 /** Validates `raw` and returns it normalised; throws CONFIG_INVALID listing every problem. */
 export function validateConfig(raw: unknown, source = 'config'): NormalizedConfig {
+  const { config, problems } = checkConfig(raw, source);
+  if (problems.length > 0) throw invalid(source, problems);
+  return config;
+}
+
+/**
+ * Like validateConfig, but returns the problems with the config normalised from its valid
+ * parts, for a caller that goes on to check it against the database and reports both.
+ * Throws only when `raw` is not an object at all.
+ */
+export function checkConfig(raw: unknown, source = 'config'): { config: NormalizedConfig; problems: string[] } {
   const problems: string[] = [];
   if (!isPlainObject(raw)) {
     throw new AuditLogError('CONFIG_INVALID', `${source}: expected an object (export default defineConfig({ … }))`);
@@ -173,8 +189,10 @@ export function validateConfig(raw: unknown, source = 'config'): NormalizedConfi
   if (!includeAll && tables.length === 0 && problems.length === 0) {
     problems.push('nothing to audit: add tables under "tables" or set "includeAll"');
   }
-  if (problems.length > 0) throw invalid(source, problems);
-  return { schema, mode, excludeFields, includeAll, tables, roles, tamperEvidence, tenantIsolation, unattributed, ...(partitioning ? { partitioning } : {}) };
+  return {
+    config: { schema, mode, excludeFields, includeAll, tables, roles, tamperEvidence, tenantIsolation, unattributed, ...(partitioning ? { partitioning } : {}) },
+    problems,
+  };
 }
 
 function policy(value: unknown, where: string, problems: string[]): UnattributedPolicy | undefined {

@@ -1,11 +1,9 @@
 // The subscriber's position, and the two queries that use it: fetch the next batch, and move
 // past a delivered batch. Why a horizon and not a last id: see sql/2_events.sql.
 import type { Pool } from 'pg';
+import { exactJsonTypes } from '../db';
 import type { LogEntry } from '../interfaces';
-import {
-  advanceCursorSql, createCursorSql, fetchBatchSql, filterValues, initialCursorSelect, loadCursorSql,
-  type FilterParams,
-} from './sql';
+import { advanceCursorSql, createCursorSql, fetchBatchSql, initialCursorSelect, loadCursorSql, type FilterParams } from './sql';
 
 export interface CursorState {
   /** xid8 as text: every matching entry with txid below it has been delivered. */
@@ -43,16 +41,19 @@ function toState(row: CursorRow): CursorState {
 /** The named cursor (created on first use), or a fresh in-memory one when name is undefined. */
 export async function openCursor(pool: Pool, schema: string, name: string | undefined, startNow: boolean): Promise<CursorState> {
   if (name === undefined) {
-    const { rows } = await pool.query<CursorRow>(initialCursorSelect(schema), [startNow]);
+    const q = initialCursorSelect(schema, startNow);
+    const { rows } = await pool.query<CursorRow>(q.text, q.values);
     return toState(rows[0]!);
   }
-  await pool.query(createCursorSql(schema), [name, startNow]);
+  const q = createCursorSql(schema, name, startNow);
+  await pool.query(q.text, q.values);
   return (await loadCursor(pool, schema, name))!;
 }
 
 /** The stored named cursor, or null when its row does not exist. */
 export async function loadCursor(pool: Pool, schema: string, name: string): Promise<CursorState | null> {
-  const { rows } = await pool.query<CursorRow>(loadCursorSql(schema), [name]);
+  const q = loadCursorSql(schema, name);
+  const { rows } = await pool.query<CursorRow>(q.text, q.values);
   return rows.length === 0 ? null : toState(rows[0]!);
 }
 
@@ -65,10 +66,12 @@ export interface FetchOptions {
 /** The next committed, matching, undelivered entries in id order (empty: nothing to do). */
 export async function fetchBatch(pool: Pool, schema: string, state: CursorState, options: FetchOptions): Promise<LogEntry[]> {
   const onlyFinished = state.delivered.length >= MAX_DELIVERED_ABOVE_HORIZON;
-  const { rows } = await pool.query<LogEntry>(fetchBatchSql(schema), [
-    state.horizon, state.lastId, state.delivered, options.batchSize, options.maxBatchBytes, onlyFinished,
-    ...filterValues(options.filter),
-  ]);
+  const q = fetchBatchSql(schema, {
+    horizon: state.horizon, lastId: state.lastId, delivered: state.delivered, batchSize: options.batchSize,
+    maxBytes: options.maxBatchBytes, onlyFinished, filter: options.filter,
+  });
+  // Values exactly as stored (src/json.ts).
+  const { rows } = await pool.query<LogEntry>({ text: q.text, values: q.values, types: exactJsonTypes });
   return rows;
 }
 
@@ -83,8 +86,9 @@ export async function advanceCursor(
 ): Promise<CursorState | null> {
   const delivered = [...new Set([...state.delivered, ...batch.map((e) => String(e.id))])];
   const lastId = batch.reduce((max, e) => (BigInt(e.id) > BigInt(max) ? String(e.id) : max), state.lastId);
-  const { rows } = await pool.query<CursorRow>(advanceCursorSql(schema, name !== undefined), [
-    name ?? null, state.horizon, delivered, lastId, batch.length === 0, ...filterValues(filter), state.version, token,
-  ]);
+  const q = advanceCursorSql(schema, {
+    name, horizon: state.horizon, delivered, lastId, jump: batch.length === 0, filter, version: state.version, token,
+  });
+  const { rows } = await pool.query<CursorRow>(q.text, q.values);
   return rows.length === 0 ? null : toState(rows[0]!);
 }

@@ -9,7 +9,7 @@ import type { LogEntry, PostLogHook, SubscribeOptions, Subscription } from '../i
 import { backoffDelay, sleep, type BackoffOptions } from './backoff';
 import { advanceCursor, fetchBatch, loadCursor, openCursor, type CursorState } from './cursor';
 import { startListener } from './listener';
-import { channelSql, EVENTS_INSTALLED_SQL, type FilterParams } from './sql';
+import { channelSql, eventsInstalledSql, type FilterParams } from './sql';
 
 /** With nothing to deliver, store the cursor at least this often, so its horizon keeps up. */
 const IDLE_ADVANCE_MS = 5_000;
@@ -117,12 +117,14 @@ export async function subscribe(options: SubscribeOptions, hook: PostLogHook): P
   let state: CursorState;
   let channel: string;
   try {
-    const { rows } = await pool.query<{ installed: boolean }>(EVENTS_INSTALLED_SQL, [s.schema]);
+    const installed = eventsInstalledSql(s.schema);
+    const { rows } = await pool.query<{ installed: boolean }>(installed.text, installed.values);
     if (!rows[0]?.installed) {
       throw new AuditLogError('EVENTS_NOT_INSTALLED',
         `audit schema "${s.schema}" has no event support (migration 2_events.sql is not applied): run auditlog install`);
     }
-    channel = (await pool.query<{ channel: string }>(channelSql(s.schema), [s.schema])).rows[0]!.channel;
+    const channelQuery = channelSql(s.schema);
+    channel = (await pool.query<{ channel: string }>(channelQuery.text, channelQuery.values)).rows[0]!.channel;
     state = await openCursor(pool, s.schema, s.name, s.startNow);
   } catch (err) {
     await pool.end().catch(() => undefined);

@@ -587,3 +587,44 @@ export function dropTableCapture(auditSchema: string, table: QualifiedName, trig
     `DROP FUNCTION IF EXISTS ${quoteIdent(auditSchema)}.${quoteIdent(functionName)}();`,
   ].join('\n') + '\n';
 }
+
+// ---- baseline ----------------------------------------------------------------------------
+
+/**
+ * One batch of `auditlog baseline`: the next `$1` rows of the table in primary key order
+ * (after the key `$2`, a jsonb object of the key columns, unless `first`), each recorded as a
+ * `baseline` entry (its whole tracked, masked image as `[null, value]`, like an insert) unless
+ * the row already has an entry. FOR SHARE waits for a writer of the row that is still in
+ * progress, so its entry is visible. Returns scanned, recorded and last (the batch's last
+ * key as jsonb text, NULL when the batch was empty).
+ */
+export function baselineBatchSql(auditSchema: string, plan: TablePlan, first: boolean): string {
+  const target = qualified(plan.table);
+  const log = `${quoteIdent(auditSchema)}.log_entry`;
+  const pk = plan.primaryKey.map(quoteIdent);
+  const after = first ? '' : `
+  WHERE (${pk.map((c) => `t.${c}`).join(', ')}) > (SELECT ${pk.map((c) => `k.${c}`).join(', ')} FROM jsonb_populate_record(NULL::${target}, $2::jsonb) AS k)`;
+  const values = [
+    quoteLiteral(plan.table.schema), quoteLiteral(plan.table.name), pkExpression('b', plan), reprExpression(plan, 'b'),
+    `'baseline'`, wholeRow(plan, 'b', 'insert', '           '), snapshotExpression(plan, 'b', '           '),
+    ...contextExpressions(auditSchema).map(([, , expr]) => expr),
+  ];
+  return `WITH batch AS MATERIALIZED (
+  SELECT t.* FROM ${target} AS t${after}
+  ORDER BY ${pk.map((c) => `t.${c}`).join(', ')}
+  LIMIT $1
+  FOR SHARE OF t
+), written AS (
+  INSERT INTO ${log}
+    ${LOG_COLUMNS.join('\n    ')}
+  SELECT ${values.join(',\n         ')}
+  FROM batch AS b
+  WHERE NOT EXISTS (SELECT 1 FROM ${log} AS e
+                    WHERE e.table_name = ${quoteLiteral(plan.table.name)} AND e.table_schema = ${quoteLiteral(plan.table.schema)}
+                      AND e.object_pk = ${pkExpression('b', plan)})
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM batch)::int AS scanned, (SELECT count(*) FROM written)::int AS recorded,
+       (SELECT jsonb_build_object(${plan.primaryKey.map((c) => `${quoteLiteral(c)}, b.${quoteIdent(c)}`).join(', ')})::text
+        FROM batch AS b ORDER BY ${pk.map((c) => `b.${c}`).join(' DESC, ')} DESC LIMIT 1) AS last`;
+}

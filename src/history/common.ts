@@ -1,6 +1,7 @@
 // What the history functions share: argument checks (tables, keys, instants), the audit
 // schema name, running writes inside the caller's audit session, reading table configs.
 import type { ClientBase } from 'pg';
+import sql, { raw, type Sql } from 'sql-template-tag';
 import { isPool, type Db } from '../db';
 import { AuditLogError, PG } from '../errors';
 import { parseQualifiedName, quoteIdent, type QualifiedName } from '../ident';
@@ -52,9 +53,9 @@ export function keysJson(keys: ObjectKey[]): string {
   return `[${keys.map(one).join(',')}]`;
 }
 
-/** SQL matching object_pk against the keys in parameter `param` (JSON array), index-friendly. */
-export function objectPkIn(schema: string, param: string): string {
-  return `object_pk = ANY(ARRAY(SELECT ${schema}.pk_text(k) FROM jsonb_array_elements(${param}::jsonb) AS k))`;
+/** SQL matching object_pk against `keys` (one parameter, keysJson's JSON array), index-friendly. */
+export function objectPkIn(schema: string, keys: ObjectKey[]): Sql {
+  return sql`object_pk = ANY(ARRAY(SELECT ${raw(schema)}.pk_text(k) FROM jsonb_array_elements(${keysJson(keys)}::jsonb) AS k))`;
 }
 
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
@@ -134,6 +135,19 @@ function fromPlan(plan: StoredPlan): StoredTableConfig {
     exclude: [],
     primaryKey: plan.primaryKey,
   };
+}
+
+/**
+ * The record with its keys in the table's column order (`columns`, from the installed plan);
+ * keys that are not tracked columns (any more) follow in their stored order. jsonb itself
+ * orders keys by length, then bytes (`id, total, status, user_id`).
+ */
+export function inColumnOrder<T>(record: Record<string, T>, columns: string[] | undefined): Record<string, T> {
+  if (columns === undefined) return record;
+  const out: Record<string, T> = {};
+  for (const c of columns) if (Object.hasOwn(record, c)) out[c] = record[c]!;
+  for (const [k, v] of Object.entries(record)) if (!Object.hasOwn(out, k)) out[k] = v;
+  return out;
 }
 
 export async function readTableConfigs(db: Db, schema: string, tables: QualifiedName[]): Promise<Map<string, StoredTableConfig>> {

@@ -1,8 +1,9 @@
 // Entries as people read them: display names from the table's `mapping`, masked values flagged,
 // one summary line per entry (django-auditlog's changes_display_dict and changes_str).
 import { MASK } from '../generate';
+import { stringifyExactJson } from '../json';
 import type { DisplayEntry, FieldChangeDisplay, HistoryOptions, LogEntry } from '../interfaces';
-import { readTableConfigs, schemaOf, type Db, type StoredTableConfig } from './common';
+import { inColumnOrder, readTableConfigs, schemaOf, type Db, type StoredTableConfig } from './common';
 
 /** Longest value shown in a summary before it is cut with "…". */
 const MAX_VALUE_CHARS = 60;
@@ -11,7 +12,7 @@ const MAX_VALUE_CHARS = 60;
 export function describeEntry(entry: LogEntry, config: StoredTableConfig = {}): DisplayEntry {
   const mapping = config.mapping ?? {};
   const maskList = new Set(config.mask ?? []);
-  const fields: FieldChangeDisplay[] = Object.entries(entry.changes ?? {}).map(([field, pair]) => {
+  const fields: FieldChangeDisplay[] = Object.entries(inColumnOrder(entry.changes ?? {}, config.include)).map(([field, pair]) => {
     const [oldValue, newValue] = Array.isArray(pair) ? pair : [undefined, pair];
     return {
       field,
@@ -24,11 +25,17 @@ export function describeEntry(entry: LogEntry, config: StoredTableConfig = {}): 
   });
   const changesDisplay: Record<string, [unknown, unknown]> = {};
   for (const f of fields) changesDisplay[f.label] = [f.old, f.new];
-  return { ...entry, fields, changesDisplay, summary: summarize(entry, fields) };
+  return {
+    ...entry,
+    changes: entry.changes && inColumnOrder(entry.changes, config.include),
+    fields,
+    changesDisplay,
+    summary: summarize(entry, fields),
+  };
 }
 
-/** The entries with display names, reading each table's installed config once. */
-export async function describeEntries(db: Db, entries: LogEntry[], options: HistoryOptions = {}): Promise<DisplayEntry[]> {
+/** Each entry's table's installed config, read once per table. */
+async function configsOf(db: Db, entries: LogEntry[], options: HistoryOptions): Promise<(e: LogEntry) => StoredTableConfig | undefined> {
   const tables = new Map<string, { schema: string; name: string }>();
   for (const e of entries) {
     if (e.table_schema !== null && e.table_name !== null) {
@@ -36,12 +43,31 @@ export async function describeEntries(db: Db, entries: LogEntry[], options: Hist
     }
   }
   const configs = await readTableConfigs(db, schemaOf(options), [...tables.values()]);
-  return entries.map((e) => describeEntry(e, configs.get(`${e.table_schema}\0${e.table_name}`)));
+  return (e) => configs.get(`${e.table_schema}\0${e.table_name}`);
+}
+
+/** The entries with display names, reading each table's installed config once. */
+export async function describeEntries(db: Db, entries: LogEntry[], options: HistoryOptions = {}): Promise<DisplayEntry[]> {
+  const config = await configsOf(db, entries, options);
+  return entries.map((e) => describeEntry(e, config(e)));
+}
+
+/** The entries with `changes` and `snapshot` keys in their table's column order. */
+export async function entriesInColumnOrder(db: Db, entries: LogEntry[], options: HistoryOptions = {}): Promise<LogEntry[]> {
+  const config = await configsOf(db, entries, options);
+  return entries.map((e) => {
+    const columns = config(e)?.include;
+    return {
+      ...e,
+      changes: e.changes && inColumnOrder(e.changes, columns),
+      snapshot: e.snapshot && inColumnOrder(e.snapshot, columns),
+    };
+  });
 }
 
 export function formatValue(value: unknown): string {
   if (value === undefined) return '?';
-  const text = JSON.stringify(value) ?? String(value);
+  const text = stringifyExactJson(value) ?? String(value);
   return text.length > MAX_VALUE_CHARS ? `${text.slice(0, MAX_VALUE_CHARS - 1)}…` : text;
 }
 

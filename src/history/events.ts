@@ -5,7 +5,7 @@ import { inCallerSession, invalid, keysJson, parseTable, schemaOf, type Db } fro
 
 const ACTION = /^[a-z][a-z0-9_.:-]{0,62}$/;
 /** The verbs pg-auditlog writes itself; log_event() refuses them too (sql: reserved_action()). */
-export const RESERVED_ACTIONS = ['insert', 'update', 'delete', 'truncate', 'ddl', 'bypass', 'bypass_refused', 'flush', 'retention'];
+export const RESERVED_ACTIONS = ['insert', 'update', 'delete', 'truncate', 'ddl', 'bypass', 'bypass_refused', 'flush', 'retention', 'baseline'];
 const KEYS = new Set(['schema', 'action', 'table', 'objectPk', 'objectRepr', 'data']);
 
 /**

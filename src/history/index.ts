@@ -2,7 +2,8 @@
 export { history, allHistory, getForObject, getForObjects, getEntry, buildHistoryQuery, buildWindowQuery } from './query';
 export { searchHistory } from './search';
 export { describeEntry, describeEntries } from './display';
-export { stateAt, replay } from './timetravel';
+export { stateAt, replay, isUnknownState } from './timetravel';
+export { baseline } from './baseline';
 export { revert } from './revert';
 export { logEvent } from './events';
 export { flush } from './flush';

@@ -4,7 +4,9 @@
 // window (since and until) is first turned into an id range through BRIN(ts), so a window
 // far in the past is not found by walking the primary key from the newest entry down.
 import type { HistoryOptions, HistoryPage, HistoryQuery, LogEntry, ObjectKey } from '../interfaces';
-import { invalid, keysJson, objectPkIn, parseInstant, parseTable, schemaOf, type Db } from './common';
+import sql, { join, raw, type Sql } from 'sql-template-tag';
+import { exactJsonTypes } from '../db';
+import { invalid, objectPkIn, parseInstant, parseTable, schemaOf, type Db } from './common';
 import { withCanonicalKeys } from './keys';
 
 export const DEFAULT_LIMIT = 100;
@@ -28,7 +30,7 @@ export async function history(db: Db, given: HistoryQuery): Promise<HistoryPage>
 
 async function page(db: Db, query: HistoryQuery, cursor: Cursor | null): Promise<HistoryPage> {
   const { text, values, limit } = buildHistoryQuery(query, cursor);
-  const { rows } = await db.query<LogEntry>(text, values);
+  const { rows } = await db.query<LogEntry>({ text, values, types: exactJsonTypes });
   const more = rows.length > limit;
   const entries = more ? rows.slice(0, limit) : rows;
   const last = entries[entries.length - 1];
@@ -86,7 +88,9 @@ export function getForObjects(
 export async function getEntry(db: Db, id: string | number | bigint, options: HistoryOptions = {}): Promise<LogEntry | null> {
   const text = String(id);
   if (!/^\d{1,19}$/.test(text)) throw invalid(`entry id ${JSON.stringify(text)} must be a positive integer`);
-  const { rows } = await db.query<LogEntry>(`SELECT * FROM ${schemaOf(options)}.log_entry WHERE id = $1::bigint`, [text]);
+  const { rows } = await db.query<LogEntry>({
+    text: `SELECT * FROM ${schemaOf(options)}.log_entry WHERE id = $1::bigint`, values: [text], types: exactJsonTypes,
+  });
   return rows[0] ?? null;
 }
 
@@ -96,31 +100,28 @@ const QUERY_KEYS = new Set([
 
 export interface Filters {
   schema: string;
-  where: string[];
-  values: unknown[];
-  param: (v: unknown) => string;
+  /** One fragment per condition, each carrying its own parameters. */
+  where: Sql[];
 }
 
-/** The WHERE conditions of a query (without cursor), with their parameters. */
+/** The WHERE conditions of a query (without cursor), one sql-template-tag fragment each. */
 export function filters(query: HistoryQuery): Filters {
   for (const key of Object.keys(query)) {
     if (!QUERY_KEYS.has(key)) throw invalid(`unknown history filter "${key}"; expected one of ${[...QUERY_KEYS].join(', ')}`);
   }
   const schema = schemaOf(query);
-  const values: unknown[] = [];
-  const param = (v: unknown) => { values.push(v); return `$${values.length}`; };
-  const where: string[] = [];
+  const where: Sql[] = [];
 
   if (query.objectPk !== undefined && query.objectPks !== undefined) throw invalid('give objectPk or objectPks, not both');
   const keys = query.objectPk !== undefined ? [query.objectPk] : query.objectPks;
   if (keys !== undefined && query.table === undefined) throw invalid('objectPk / objectPks need the table they belong to');
   if (query.table !== undefined) {
     const t = parseTable(query.table);
-    where.push(`table_name = ${param(t.name)}`, `table_schema = ${param(t.schema)}`);
+    where.push(sql`table_name = ${t.name}`, sql`table_schema = ${t.schema}`);
   }
   if (keys !== undefined) {
     if (!Array.isArray(keys) || keys.length === 0) throw invalid('objectPks must be a non-empty array of keys');
-    where.push(objectPkIn(schema, param(keysJson(keys))));
+    where.push(objectPkIn(schema, keys));
   }
   const text = (name: string, v: unknown) => {
     if (typeof v !== 'string' || v === '') throw invalid(`${name} must be a non-empty string`);
@@ -128,27 +129,32 @@ export function filters(query: HistoryQuery): Filters {
   };
   // The indexes hold 200-character prefixes (see sql/3_history.sql): match the prefix, then the value.
   if (query.actor !== undefined) {
-    const p = param(text('actor', query.actor));
-    where.push(`left(actor, 200) = left(${p}, 200)`, `actor = ${p}`);
+    const actor = text('actor', query.actor);
+    where.push(sql`left(actor, 200) = left(${actor}, 200)`, sql`actor = ${actor}`);
   }
   if (query.cid !== undefined) {
-    const p = param(text('cid', query.cid));
-    where.push(`left(cid, 200) = left(${p}, 200)`, `cid = ${p}`);
+    const cid = text('cid', query.cid);
+    where.push(sql`left(cid, 200) = left(${cid}, 200)`, sql`cid = ${cid}`);
   }
   if (query.txid !== undefined) {
     const txid = String(query.txid);
     if (!/^\d{1,19}$/.test(txid)) throw invalid(`txid ${JSON.stringify(txid)} must be a transaction id (a positive integer)`);
-    where.push(`txid = ${param(txid)}::xid8`);  // the btree on txid (migration 2)
+    where.push(sql`txid = ${txid}::xid8`); // the btree on txid (migration 2)
   }
   if (query.actions !== undefined) {
     if (!Array.isArray(query.actions) || query.actions.length === 0 || query.actions.some((a) => typeof a !== 'string')) {
       throw invalid('actions must be a non-empty array of action names, e.g. ["update", "delete"]');
     }
-    where.push(`action = ANY(${param(query.actions)}::text[])`);
+    where.push(sql`action = ANY(${query.actions}::text[])`);
   }
-  if (query.since !== undefined) where.push(`ts >= ${param(parseInstant(query.since, 'since'))}::timestamptz`);
-  if (query.until !== undefined) where.push(`ts < ${param(parseInstant(query.until, 'until'))}::timestamptz`);
-  return { schema, where, values, param };
+  if (query.since !== undefined) where.push(sql`ts >= ${parseInstant(query.since, 'since')}::timestamptz`);
+  if (query.until !== undefined) where.push(sql`ts < ${parseInstant(query.until, 'until')}::timestamptz`);
+  return { schema, where };
+}
+
+/** WHERE text of the fragments (true when there are none). */
+function whereOf(where: Sql[], separator: string): Sql {
+  return where.length > 0 ? join(where, separator) : sql`true`;
 }
 
 /**
@@ -158,30 +164,25 @@ export function filters(query: HistoryQuery): Filters {
  */
 export function buildWindowQuery(query: HistoryQuery): { text: string; values: unknown[] } {
   const f = filters(query);
-  return {
-    text: `SELECT min(id + 0)::text AS lo, max(id + 0)::text AS hi FROM ${f.schema}.log_entry WHERE ${f.where.join(' AND ')}`,
-    values: f.values,
-  };
+  const q = sql`SELECT min(id + 0)::text AS lo, max(id + 0)::text AS hi FROM ${raw(f.schema)}.log_entry WHERE ${whereOf(f.where, ' AND ')}`;
+  return { text: q.text, values: q.values };
 }
 
 /** The SQL of one page of a history query. */
 export function buildHistoryQuery(query: HistoryQuery, cursor: Cursor | null = parseCursor(query.cursor)): { text: string; values: unknown[]; limit: number } {
-  const { schema, where, values, param } = filters(query);
+  const { schema, where } = filters(query);
   const order = query.order ?? 'newest';
   if (order !== 'newest' && order !== 'oldest') throw invalid(`order must be "newest" or "oldest", not ${JSON.stringify(order)}`);
   if (cursor) {
-    where.push(`id ${order === 'newest' ? '<' : '>'} ${param(cursor.after)}::bigint`);
-    if (cursor.bound !== undefined) where.push(`id ${order === 'newest' ? '>=' : '<='} ${param(cursor.bound)}::bigint`);
+    where.push(order === 'newest' ? sql`id < ${cursor.after}::bigint` : sql`id > ${cursor.after}::bigint`);
+    if (cursor.bound !== undefined) where.push(order === 'newest' ? sql`id >= ${cursor.bound}::bigint` : sql`id <= ${cursor.bound}::bigint`);
   }
   const limit = query.limit ?? DEFAULT_LIMIT;
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw invalid(`limit must be an integer from 1 to ${MAX_LIMIT}`);
 
-  return {
-    text: `SELECT * FROM ${schema}.log_entry
-WHERE ${where.length > 0 ? where.join('\n  AND ') : 'true'}
-ORDER BY id ${order === 'newest' ? 'DESC' : 'ASC'}
-LIMIT ${param(limit + 1)}`,
-    values,
-    limit,
-  };
+  const q = sql`SELECT * FROM ${raw(schema)}.log_entry
+WHERE ${whereOf(where, '\n  AND ')}
+ORDER BY id ${order === 'newest' ? raw('DESC') : raw('ASC')}
+LIMIT ${limit + 1}`;
+  return { text: q.text, values: q.values, limit };
 }

@@ -4,6 +4,8 @@
 // costs the same on a log of ten million entries as on a small one. When the scan ends before
 // the page is full, the page says so (`partial`) and its cursor continues further back.
 import type { HistorySearchPage, HistorySearchQuery, LogEntry } from '../interfaces';
+import sql, { join, raw } from 'sql-template-tag';
+import { exactJsonTypes } from '../db';
 import { invalid } from './common';
 import { buildWindowQuery, DEFAULT_LIMIT, filters, MAX_LIMIT, parseCursor, usesWindow, type Cursor } from './query';
 import type { Db } from './common';
@@ -29,27 +31,29 @@ export async function searchHistory(db: Db, search: HistorySearchQuery): Promise
   }
   const f = filters(where);
   if (cursor) {
-    f.where.push(`id < ${f.param(cursor.after)}::bigint`);
-    if (cursor.bound !== undefined) f.where.push(`id >= ${f.param(cursor.bound)}::bigint`);
+    f.where.push(sql`id < ${cursor.after}::bigint`);
+    if (cursor.bound !== undefined) f.where.push(sql`id >= ${cursor.bound}::bigint`);
   }
-  const needle = f.param(text.trim().toLowerCase());
-  const sql = `WITH scanned AS MATERIALIZED (
-  SELECT id, object_repr, object_pk FROM ${f.schema}.log_entry
-  WHERE ${f.where.length > 0 ? f.where.join('\n    AND ') : 'true'}
+  const needle = text.trim().toLowerCase();
+  const q = sql`WITH scanned AS MATERIALIZED (
+  SELECT id, object_repr, object_pk FROM ${raw(f.schema)}.log_entry
+  WHERE ${f.where.length > 0 ? join(f.where, '\n    AND ') : sql`true`}
   ORDER BY id DESC
-  LIMIT ${f.param(scanLimit)}
+  LIMIT ${scanLimit}
 )
 SELECT (SELECT min(id) FROM scanned)::text AS lo, (SELECT count(*) FROM scanned)::int AS n,
   ARRAY(SELECT id FROM scanned
         WHERE strpos(lower(object_repr), ${needle}) > 0 OR strpos(lower(object_pk), ${needle}) > 0
-        ORDER BY id DESC LIMIT ${f.param(limit + 1)})::text[] AS ids`;
-  const { rows: [found] } = await db.query<{ lo: string | null; n: number; ids: string[] }>(sql, f.values);
+        ORDER BY id DESC LIMIT ${limit + 1})::text[] AS ids`;
+  const { rows: [found] } = await db.query<{ lo: string | null; n: number; ids: string[] }>(q.text, q.values);
   const ids = found?.ids ?? [];
   const scanned = found?.n ?? 0;
   const shown = ids.slice(0, limit);
   const { rows } = shown.length === 0
     ? { rows: [] as LogEntry[] }
-    : await db.query<LogEntry>(`SELECT * FROM ${f.schema}.log_entry WHERE id = ANY($1::bigint[]) ORDER BY id DESC`, [shown]);
+    : await db.query<LogEntry>({
+      text: `SELECT * FROM ${f.schema}.log_entry WHERE id = ANY($1::bigint[]) ORDER BY id DESC`, values: [shown], types: exactJsonTypes,
+    });
   const bound = cursor?.bound === undefined ? '' : `:${cursor.bound}`;
   if (ids.length > limit) return { entries: rows, nextCursor: `${shown[shown.length - 1]}${bound}`, scanned, partial: false };
   // The scan stopped at its limit: older entries were not looked at yet.

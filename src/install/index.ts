@@ -59,6 +59,8 @@ interface Plan {
   config: NormalizedConfig;
   tables: TablePlanState[];
   orphans: Orphan[];
+  /** Configured tables that do not exist (only when planning for status). */
+  dropped: QualifiedName[];
 }
 
 /** Comment the DDL watch leaves on a table's capture after swapping in the generic fallback. */
@@ -97,8 +99,9 @@ function compareTriggers(generated: GeneratedTable, existing: InstalledTrigger[]
   return { state: 'installed' };
 }
 
-async function plan(client: ClientBase, config: NormalizedConfig): Promise<Plan> {
-  const tablePlans = await resolveConfig(client, config);
+async function plan(client: ClientBase, config: NormalizedConfig, forStatus = false): Promise<Plan> {
+  const dropped: QualifiedName[] = [];
+  const tablePlans = await resolveConfig(client, config, 'config', forStatus ? { onMissingTable: (t) => dropped.push(t) } : {});
   const installed = await readInstalledTriggers(client, config.schema);
   const byTable = new Map<string, InstalledTrigger[]>();
   for (const t of installed) byTable.set(tableKey(t), [...(byTable.get(tableKey(t)) ?? []), t]);
@@ -114,12 +117,23 @@ async function plan(client: ClientBase, config: NormalizedConfig): Promise<Plan>
     const partitions = (p.partitions ?? []).map((table) => ({ table, existing: take(table) }));
     return { plan: p, generated, existing, partitions, ...compare(generated, existing, partitions) };
   });
-  const orphans = [...byTable.values()].map((triggers) => ({
+  const orphans: Orphan[] = [...byTable.values()].map((triggers) => ({
     table: { schema: triggers[0]!.schema, name: triggers[0]!.name },
     triggers: triggers.map((t) => t.trigger),
     functionName: triggers[0]!.functionName,
   }));
-  return { config, tables, orphans };
+  // Tracked tables with no trigger left and not in the plan: dropped (DROP TABLE takes the
+  // triggers with it) or their triggers removed by hand. Their function and tracking row remain.
+  const planned = new Set([...tables.map((t) => tableKey(t.plan.table)), ...orphans.map((o) => tableKey(o.table)), ...dropped.map(tableKey)]);
+  if (await schemaExists(client, config.schema)) {
+    const { rows } = await client.query<{ table_schema: string; table_name: string; function_name: string }>(
+      `SELECT table_schema, table_name, function_name FROM ${quoteIdent(config.schema)}.tracked_table ORDER BY 1, 2`);
+    for (const r of rows) {
+      const table = { schema: r.table_schema, name: r.table_name };
+      if (!planned.has(tableKey(table))) orphans.push({ table, triggers: [], functionName: r.function_name });
+    }
+  }
+  return { config, tables, orphans, dropped };
 }
 
 /**
@@ -170,6 +184,8 @@ export async function install(client: ClientBase, configInput: ConfigInput, opti
   const log = options.log ?? (() => undefined);
   // `roles` is absent from a NormalizedConfig built by hand (older callers).
   const roles = { ...(config.roles ?? { appReadsLog: true, bypass: DEFAULT_BYPASS_ROLE }), ...validateRoleOverrides(options.roles) };
+  // Problems found before connecting are reported with the catalog's, before anything is done.
+  if (config.deferredProblems?.length) await resolveConfig(client, config);
   await ensureRoles(client, roles);
   const { rows: [clock] } = await client.query<{ now: Date }>('SELECT now() AS now');
   const now = clock!.now;
@@ -294,10 +310,14 @@ export async function renderInstall(client: ClientBase, configInput: ConfigInput
 /** Compares the database with the config: per table installed / outdated / missing / orphaned. */
 export async function status(client: ClientBase, configInput: ConfigInput): Promise<StatusReport> {
   const config = normalize(configInput);
-  const p = await plan(client, config);
+  const p = await plan(client, config, true);
   const pendingMigrations = await pendingMigrationCount(client, config.schema);
   const tables: TableStatus[] = [
     ...p.tables.map((t) => ({ table: displayName(t.generated.table), state: t.state, detail: t.detail })),
+    ...p.dropped.map((t) => ({
+      table: displayName(t), state: 'missing' as const,
+      detail: 'table does not exist (dropped?): remove it from the config, then run auditlog install --prune to remove its capture function and tracking row',
+    })),
     ...p.orphans.map((o) => ({
       table: displayName(o.table), state: 'orphaned' as const,
       detail: 'captured but not in the config: run auditlog install --prune to remove, or add it back',

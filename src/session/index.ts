@@ -7,6 +7,7 @@ import { inTransaction, isPool } from '../db';
 import { quoteLiteral } from '../ident';
 import { AuditLogError, PG } from '../errors';
 import type { AuditContext } from '../interfaces';
+import { ExactNumber, stringifyExactJson } from '../json';
 import { ambient, extendContext, getAuditContext } from './context';
 
 export { getAuditContext, serializeAuditContext } from './context';
@@ -63,28 +64,28 @@ export function contextToSettings(ctx: AuditContext): Record<Key, string> {
       problems.push(`${key} must be a string, got ${typeof value}`);
       return '';
     }
-    // PostgreSQL text cannot hold NUL; everything else is stored as given.
-    if (value.includes('\0')) problems.push(`${key} contains a NUL character, which PostgreSQL cannot store`);
+    // PostgreSQL text cannot hold NUL or a lone surrogate; everything else is stored as given.
+    const why = unstorableText(value);
+    if (why) problems.push(`${key} ${why}`);
     return value;
   };
   for (const key of Object.keys(ctx)) {
     if (!(key in SETTINGS)) problems.push(`unknown context key "${key}"; expected ${KEYS.join(', ')}`);
   }
   const remoteAddr = text('remoteAddr', ctx.remoteAddr);
-  if (remoteAddr !== '' && !isInet(remoteAddr)) {
+  if (remoteAddr.includes('%')) {
+    problems.push(`remoteAddr "${remoteAddr}" has a zone index (%…), which PostgreSQL inet cannot store; pass the address without it`);
+  } else if (remoteAddr !== '' && !isInet(remoteAddr)) {
     problems.push(`remoteAddr "${remoteAddr}" is not an IPv4 or IPv6 address`);
   }
   let data = '';
   if (ctx.data !== undefined && ctx.data !== null) {
-    if (typeof ctx.data !== 'object' || Array.isArray(ctx.data)) {
-      problems.push('data must be a plain object');
+    if (!isPlainObject(ctx.data)) {
+      problems.push(`data must be a plain object, not ${describe(ctx.data)}`);
     } else {
-      try {
-        data = JSON.stringify(ctx.data);
-      } catch (err) {
-        problems.push(`data cannot be serialised to JSON: ${(err as Error).message}`);
-      }
-      if (data.includes('\\u0000')) problems.push('data contains a NUL character, which PostgreSQL jsonb cannot store');
+      const before = problems.length;
+      checkJsonValue(ctx.data, 'data', problems, new Set());
+      if (problems.length === before) data = stringifyExactJson(ctx.data);
     }
   }
   if (ctx.disable !== undefined && typeof ctx.disable !== 'boolean') problems.push('disable must be true or false');
@@ -100,6 +101,85 @@ export function contextToSettings(ctx: AuditContext): Record<Key, string> {
     throw new AuditLogError('CONTEXT_INVALID', `invalid audit context: ${problems.join('; ')}`, { problems });
   }
   return settings;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Why PostgreSQL text (UTF-8) cannot hold the string exactly, or null. */
+function unstorableText(value: string): string | null {
+  if (value.includes('\0')) return 'contains a NUL character, which PostgreSQL cannot store';
+  const m = LONE_SURROGATE.exec(value);
+  if (m) {
+    return `contains a lone surrogate (U+${m[0].charCodeAt(0).toString(16).toUpperCase()} at index ${m.index}), which is not ` +
+      'valid Unicode and would be stored as U+FFFD; pass well-formed text';
+  }
+  return null;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return `a ${(value as object).constructor?.name ?? 'object'} object`;
+  return `a ${typeof value}`;
+}
+
+/**
+ * Collects why `value` would not be stored exactly as JSON: JSON.stringify silently turns a
+ * Date into a string, a Map or Set into {}, NaN into null, drops functions, and calls toJSON.
+ * Allowed: null, booleans, strings, finite numbers, bigints and ExactNumbers (written with
+ * their digits), arrays and plain objects of those. A property whose value is undefined is
+ * left out, as JSON.stringify does.
+ */
+function checkJsonValue(value: unknown, path: string, problems: string[], seen: Set<object>): void {
+  switch (typeof value) {
+    case 'string': {
+      const why = unstorableText(value);
+      if (why) problems.push(`${path} ${why}`);
+      return;
+    }
+    case 'boolean':
+    case 'bigint':
+      return;
+    case 'number':
+      if (!Number.isFinite(value)) problems.push(`${path} is ${value}, which JSON cannot hold (it would be stored as null)`);
+      return;
+    case 'object':
+      break;
+    default:
+      problems.push(`${path} is a ${typeof value}, which JSON cannot hold`);
+      return;
+  }
+  if (value === null || value instanceof ExactNumber) return;
+  if (seen.has(value)) {
+    problems.push(`${path} refers back to itself (a circular structure)`);
+    return;
+  }
+  if (Array.isArray(value)) {
+    seen.add(value);
+    value.forEach((item, i) => {
+      if (item === undefined) problems.push(`${path}[${i}] is undefined, which JSON would store as null`);
+      else checkJsonValue(item, `${path}[${i}]`, problems, seen);
+    });
+    seen.delete(value);
+    return;
+  }
+  if (!isPlainObject(value)) {
+    problems.push(`${path} is ${describe(value)}, which JSON would not store as given (convert it, e.g. a Date with toISOString())`);
+    return;
+  }
+  seen.add(value);
+  for (const [k, v] of Object.entries(value)) {
+    const why = unstorableText(k);
+    if (why) problems.push(`${path} has a key that ${why}`);
+    if (v !== undefined) checkJsonValue(v, `${path}.${k}`, problems, seen);
+  }
+  seen.delete(value);
 }
 
 function isInet(value: string): boolean {

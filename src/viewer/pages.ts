@@ -1,7 +1,8 @@
 // The pages: a layout, the entry list, one entry with its diff, one object's timeline and its
 // state at an instant. Pure functions of what the routes read; every value goes through `html`
 // (escaped) and, when it is a value from the log, through toJson (lossless numbers).
-import type { DisplayEntry, FieldChangeDisplay } from '../interfaces';
+import { isUnknownState } from '../history';
+import type { DisplayEntry, FieldChangeDisplay, UnknownState } from '../interfaces';
 import { html, join, type Html } from './html';
 import { MASK } from '../generate';
 import { toJson } from './json';
@@ -238,7 +239,7 @@ export interface ObjectInput {
   table: string;
   pk: string;
   at: string | undefined;
-  state: Record<string, unknown> | null;
+  state: Record<string, unknown> | null | UnknownState;
   labels: Map<string, string>;
   entries: DisplayEntry[];
   nextCursor: string | null;
@@ -249,7 +250,11 @@ export interface ObjectInput {
 export function objectPage(input: ObjectInput): Html {
   const { base, table, pk, state, labels } = input;
   const path = `/objects/${encodeURIComponent(table)}/${encodeURIComponent(pk)}`;
-  const stateTable = state === null
+  const stateTable = isUnknownState(state)
+    ? html`<p class="empty">The log cannot tell the object's state ${input.at === undefined ? 'now' : 'at that instant'}: ${
+      state.earliest === null ? 'it has no entries (a row older than the log: run auditlog baseline)'
+        : `that is before its first entry (#${state.earliest.id}, ${state.earliest.action}), and the row existed before it`}.</p>`
+    : state === null
     ? html`<p class="empty">The object did not exist ${input.at === undefined ? 'now (deleted, or never captured)' : 'at that instant'}.</p>`
     : html`<div class="table-wrap"><table class="state"><tbody>${Object.entries(state).map(([col, value]) => html`<tr><th scope="row">${labels.get(col) ?? col}${
         (labels.get(col) ?? col) === col ? '' : html` <code class="col">${col}</code>`}</th>${valueCell(value, value === MASK, false)}</tr>`)}</tbody></table></div>`;

@@ -1,9 +1,8 @@
 import { flush } from '../../history';
 import { parseInstant } from '../../history/common';
-import { AuditLogError } from '../../errors';
 import { explainMissingSchema } from '../../history/common';
 import {
-  CONNECTION_HELP, CONNECTION_OPTIONS, EXIT, SCHEMA_HELP, SCHEMA_OPTION, auditSchema, confirm, databaseUrl, withClient, type Command,
+  CONNECTION_HELP, CONNECTION_OPTIONS, EXIT, SCHEMA_HELP, SCHEMA_OPTION, auditSchema, confirm, databaseUrl, positiveIntegerOption, withClient, type Command,
 } from '../common';
 
 export { flush };
@@ -39,11 +38,7 @@ ${CONNECTION_HELP}`,
     const table = values.table as string | undefined;
     // Check the date before asking, so nobody confirms a command that cannot run.
     if (beforeDate !== undefined) parseInstant(beforeDate, '--before-date');
-    let batchSize: number | undefined;
-    if (values['batch-size'] !== undefined) {
-      batchSize = Number(values['batch-size']);
-      if (!Number.isInteger(batchSize) || batchSize < 1) throw new AuditLogError('INVALID_ARGUMENT', '--batch-size must be a positive integer');
-    }
+    const batchSize = positiveIntegerOption(values, 'batch-size');
     const schema = await auditSchema(values, io);
     const url = databaseUrl(values, io);
     const what = `${table ? `log entries of ${table}` : 'log entries'}${beforeDate ? ` before ${beforeDate}` : ' (ALL of them)'}`;

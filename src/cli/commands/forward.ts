@@ -63,7 +63,7 @@ ${CONNECTION_HELP}`,
     const say = (line: string) => io.err(`auditlog forward: ${line}`);
 
     const forwarder = await forwardToNats({
-      connectionString: url, servers, schema,
+      connectionString: url.url, servers, schema,
       stream: values.stream as string | undefined, name: values.name as string | undefined,
       tables: values.table as unknown as string[] | undefined,
       startFrom: from as 'beginning' | 'now' | undefined,

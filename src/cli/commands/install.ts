@@ -1,3 +1,4 @@
+import { baseline } from '../../history';
 import { install, renderInstall } from '../../install';
 import { CONNECTION_HELP, CONNECTION_OPTIONS, EXIT, confirm, databaseUrl, loadConfig, withClient, type Command } from '../common';
 
@@ -14,7 +15,10 @@ left untouched; running it twice is a no-op. Run it again after ALTER TABLE on a
 
 Options:
   --dry-run           print the SQL it would run, change nothing
-  --prune             also remove capture from tables no longer in the config (asks first)
+  --prune             also remove capture from tables no longer in the config, or dropped
+                      (asks first)
+  --baseline          then record a baseline entry for each existing row without entries
+                      (see auditlog baseline)
   --yes               do not ask for confirmation
   --owner-role NAME   role that owns the audit schema and runs the capture (config: roles.owner)
   --app-role NAME     the application's role: may write audited tables, never the log (roles.app)
@@ -25,6 +29,7 @@ ${CONNECTION_HELP}`,
     ...CONNECTION_OPTIONS,
     'dry-run': { type: 'boolean' },
     prune: { type: 'boolean' },
+    baseline: { type: 'boolean' },
     yes: { type: 'boolean' },
     'owner-role': { type: 'string' },
     'app-role': { type: 'string' },
@@ -32,7 +37,7 @@ ${CONNECTION_HELP}`,
     'bypass-role': { type: 'string' },
   },
   async run(values, _positionals, io) {
-    const config = await loadConfig(values, io);
+    const config = await loadConfig(values, io, true);
     const logAccess = values['log-access'];
     if (logAccess !== undefined && logAccess !== 'read' && logAccess !== 'none') {
       io.err(`auditlog install: --log-access must be read or none, got "${String(logAccess)}"`);
@@ -59,6 +64,11 @@ ${CONNECTION_HELP}`,
       io.out(`done: ${result.installed.length} installed or updated, ${result.unchanged.length} unchanged` +
         `${result.pruned.length ? `, ${result.pruned.length} removed` : ''}` +
         `${result.migrationsApplied.length ? `, ${result.migrationsApplied.length} migration(s) applied` : ''}`);
+      if (values.baseline) {
+        // After the install committed: the baseline is many short transactions of its own.
+        const b = await baseline(client, { schema: config.schema, log: (line) => io.out(`baseline ${line}`) });
+        io.out(`baseline: ${b.recorded} entr${b.recorded === 1 ? 'y' : 'ies'} recorded`);
+      }
       return EXIT.OK;
     });
   },

@@ -37,7 +37,9 @@ ${CONNECTION_HELP}`,
     const token = (values.token as string | undefined) ?? (io.env.AUDITLOG_VIEWER_TOKEN || undefined);
     const url = databaseUrl(values, io);
     const schema = await auditSchema(values, io);
-    const pool = new Pool({ connectionString: url, max: 4, application_name: 'auditlog-viewer' });
+    const pool = new Pool({
+      connectionString: url.url, max: 4, application_name: 'auditlog-viewer', connectionTimeoutMillis: Math.round(url.connectTimeoutSeconds * 1000),
+    });
     pool.on('error', (err) => io.err(`auditlog serve: idle connection lost (${err.message}); it is reopened on the next request`));
     let server;
     try {

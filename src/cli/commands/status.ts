@@ -17,7 +17,7 @@ Options:
 ${CONNECTION_HELP}`,
   options: { ...CONNECTION_OPTIONS, json: { type: 'boolean' } },
   async run(values, _positionals, io) {
-    const config = await loadConfig(values, io);
+    const config = await loadConfig(values, io, true);
     const report = await withClient(databaseUrl(values, io), (client) => status(client, config));
     if (values.json) {
       io.out(JSON.stringify(report, null, 2));

@@ -1,6 +1,7 @@
 import { subscribe } from '../../events';
 import type { LogEntry } from '../../interfaces';
-import { CONNECTION_HELP, CONNECTION_OPTIONS, EXIT, databaseUrl, loadConfig, type Command, type Io } from '../common';
+import { stringifyExactJson } from '../../json';
+import { CONNECTION_HELP, CONNECTION_OPTIONS, EXIT, databaseUrl, loadConfig, withClient, type Command, type Io } from '../common';
 
 export { subscribe };
 
@@ -18,7 +19,7 @@ export function formatEntry(e: LogEntry): string {
   if (e.actor !== null) parts.push(`actor=${e.actor}`);
   if (e.cid !== null) parts.push(`cid=${e.cid}`);
   if (e.changes !== null) {
-    const text = JSON.stringify(e.changes);
+    const text = stringifyExactJson(e.changes);
     parts.push(text.length > MAX_CHANGES_CHARS ? `${text.slice(0, MAX_CHANGES_CHARS)}… (${text.length} chars)` : text);
   }
   return parts.join('  ');
@@ -71,9 +72,10 @@ ${CONNECTION_HELP}`,
     const schema = await auditSchema(values, io);
     const tables = values.table as unknown as string[] | undefined;
     const actors = values.actor as unknown as string[] | undefined;
-    const sub = await subscribe({ connectionString: url, schema, tables, actors, log: (line) => io.err(`auditlog tail: ${line}`) },
+    await withClient(url, async () => undefined); // fails fast, naming host and port, if the server does not answer
+    const sub = await subscribe({ connectionString: url.url, schema, tables, actors, log: (line) => io.err(`auditlog tail: ${line}`) },
       (entries) => {
-        for (const e of entries) io.out(values.json ? JSON.stringify(e) : formatEntry(e));
+        for (const e of entries) io.out(values.json ? stringifyExactJson(e) : formatEntry(e));
       });
     sub.on('error', (err) => io.err(`auditlog tail: ${err.message}`));
     const filters = [tables && `table ${tables.join(', ')}`, actors && `actor ${actors.join(', ')}`].filter(Boolean);
