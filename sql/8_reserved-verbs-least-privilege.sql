@@ -71,7 +71,7 @@ BEGIN
       USING ERRCODE = '22023';
   END IF;
   IF reserved_action(event_action) THEN
-    RAISE EXCEPTION 'event action "%" is reserved: pg-auditlog writes it itself (insert, update, delete, truncate, ddl, bypass, bypass_refused, flush, retention)', event_action
+    RAISE EXCEPTION 'event action "%" is reserved: pg-auditlog writes it itself', event_action
       USING ERRCODE = '22023', HINT = 'use another verb, e.g. "access", "export", "login"';
   END IF;
   IF event_data IS NOT NULL AND jsonb_typeof(event_data) <> 'object' THEN

@@ -1,12 +1,14 @@
 // What one log entry becomes on the broker: a body, a message id and a few headers.
 import type { LogEntry } from '../interfaces';
+import { stringifyExactJson } from '../json';
 
 /**
- * The entry as JSON, every column of auditlog.log_entry as node-postgres read it. The one place
- * the body is written: swap in an exact JSON writer here to keep bigints and numerics exact.
+ * The entry as JSON, every column of auditlog.log_entry. Numbers keep the digits PostgreSQL
+ * stored (the subscriber reads json/jsonb losslessly; ExactNumbers are written as bare numbers),
+ * the same text `auditlog history --json` prints.
  */
 export function entryBody(entry: LogEntry): string {
-  return JSON.stringify(entry);
+  return stringifyExactJson(entry);
 }
 
 /**
