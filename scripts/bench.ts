@@ -158,6 +158,8 @@ async function main(): Promise<void> {
     // ---- single-row transactions ------------------------------------------------------
     const tps: Record<string, Record<Variant, number[]>> = {};
     const waits: Record<string, Record<Variant, Map<string, number>>> = {};
+    const walPerTx: Record<string, Record<Variant, number[]>> = {};
+    const walLsn = async () => (await client.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
     const pgbench = findPgbench();
     if (!args['skip-tps']) {
       for (const v of VARIANTS) {
@@ -177,9 +179,14 @@ async function main(): Promise<void> {
               log(`rep ${rep + 1}/${REPS}: single-row ${op}, ${clients} clients, ${v}`);
               await client.query('CHECKPOINT');
               const sampler = clients >= SAMPLE_FROM ? await sampleWaits(url) : undefined;
-              tps[key]![v].push(pgbench
+              const lsn = await walLsn();
+              const rate = pgbench
                 ? await runPgbench(pgbench, url, dir, sqlFor(op, TABLE[v]).replace('$1', ':id'), clients)
-                : await runNodeClients(url, sqlFor(op, TABLE[v]), clients));
+                : await runNodeClients(url, sqlFor(op, TABLE[v]), clients);
+              tps[key]![v].push(rate);
+              const { rows: [wal] } = await client.query<{ bytes: string }>('SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1) AS bytes', [lsn]);
+              walPerTx[key] ??= byVariant(() => []);
+              walPerTx[key]![v].push(Number(wal!.bytes) / (rate * SECONDS));
               if (sampler) {
                 waits[key] ??= byVariant(() => new Map());
                 for (const [w, n] of await sampler.stop()) waits[key]![v].set(w, (waits[key]![v].get(w) ?? 0) + n);
@@ -244,6 +251,11 @@ async function main(): Promise<void> {
       const t = tps[key]!;
       const base = `${fmt(median(t.none), 0)} TPS`;
       lines.push(`| single-row ${op!.toUpperCase()} transactions, ${clients} clients (TPS) | ${[base, ...audited.map((v) => ratioCell(t.none, t[v], ''))].join(' | ')} |`);
+    }
+    for (const key of Object.keys(walPerTx)) {
+      const [op, clients] = key.split(':');
+      const w = walPerTx[key]!;
+      lines.push(`| WAL per single-row ${op!.toUpperCase()} transaction, ${clients} clients (bytes, after a checkpoint) | ${VARIANTS.map((v) => `${fmt(median(w[v]), 0)} B`).join(' | ')} |`);
     }
     if (bytes.statement.length > 0) {
       lines.push(`| log bytes on disk per one-column update (heap + indexes) | ${['—', ...audited.map((v) => `${fmt(median(bytes[v]), 0)} B`)].join(' | ')} |`);
