@@ -76,7 +76,7 @@ export interface AuditConfig {
   includeAll?: IncludeAllConfig;
   /** Keyed by "schema.table" (SQL identifier syntax: unquoted parts fold to lower case). */
   tables?: Record<string, TableConfig>;
-  /** Who owns the log, who writes through it, who may switch capture off. See README.md, Security. */
+  /** Who owns the log, who writes through it, who may switch capture off. See docs/security.md. */
   roles?: RolesConfig;
   /** Seal committed entries into a hash chain that `auditlog verify` checks. Default false. */
   tamperEvidence?: boolean;

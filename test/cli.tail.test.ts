@@ -1,7 +1,10 @@
 // `auditlog tail` as users run it: a subprocess, entries on stdout, stopped with Ctrl-C.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import path from 'node:path';
-import { createTestDatabase, type TestDatabase } from './helpers';
+import { createTestDatabase, type TestDatabase, waitFor as waitForShared } from './helpers';
+
+/** This file's waits: longer (15_000 ms) than the shared default. */
+const waitFor = (what: string, check: () => boolean | Promise<boolean>, ms = 15_000) => waitForShared(what, check, ms);
 
 let db: TestDatabase;
 
@@ -25,14 +28,6 @@ function cli(args: string[]) {
   child.stderr.on('data', (d) => { out.stderr += d; });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return { child, out, exited };
-}
-
-async function waitFor(what: string, check: () => boolean, ms = 15_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 async function stop(run: { child: ChildProcessWithoutNullStreams; exited: Promise<number | null> }) {

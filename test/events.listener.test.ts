@@ -4,7 +4,7 @@
 import type { Subscriber } from 'pg-listen';
 import { subscribe } from '../src';
 import type { LogEntry } from '../src/interfaces';
-import { createTestDatabase, type TestDatabase } from './helpers';
+import { createTestDatabase, type TestDatabase, waitFor } from './helpers';
 
 const instances: Subscriber[] = [];
 jest.mock('pg-listen', () => {
@@ -28,14 +28,6 @@ beforeAll(async () => {
 });
 
 afterAll(() => db.drop());
-
-async function waitFor(what: string, check: () => boolean, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 test('when pg-listen gives up after a failed re-LISTEN, a new listener takes over and wakes the subscriber', async () => {
   const seen: LogEntry[] = [];

@@ -3,7 +3,7 @@
 // process that starts under the same name.
 import { subscribe } from '../src';
 import type { LogEntry, Subscription } from '../src/interfaces';
-import { createTestDatabase, type TestDatabase } from './helpers';
+import { createTestDatabase, type TestDatabase, waitFor } from './helpers';
 
 let db: TestDatabase;
 const open: Subscription[] = [];
@@ -19,14 +19,6 @@ afterEach(async () => {
 });
 
 afterAll(() => db.drop());
-
-async function waitFor(what: string, check: () => boolean, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 const options = (name: string) => ({
   connectionString: db.url, name, tables: ['jobs'], pollIntervalMs: 100,

@@ -8,7 +8,7 @@ import { AuditLogError } from '../src/errors';
 import { MAX_DELIVERED_ABOVE_HORIZON } from '../src/events/cursor';
 import { status } from '../src/install';
 import type { LogEntry, SubscribeOptions, Subscription } from '../src/interfaces';
-import { createTestDatabase, type TestDatabase } from './helpers';
+import { createTestDatabase, type TestDatabase, waitFor } from './helpers';
 
 let db: TestDatabase;
 const open: Subscription[] = [];
@@ -28,15 +28,6 @@ afterEach(async () => {
 });
 
 afterAll(() => db.drop());
-
-/** Polls until `check` returns true; fails with `what` after `ms`. */
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** A subscription whose hook records every delivered entry; closed after each test. */
 async function collect(options: Partial<SubscribeOptions> = {}) {

@@ -8,8 +8,11 @@ import path from 'node:path';
 import { Client } from 'pg';
 import { forwardToNats } from '../src/forward';
 import type { ForwardedBatch, Forwarder, LogEntry } from '../src/interfaces';
-import { createTestDatabase, type TestDatabase } from './helpers';
+import { createTestDatabase, type TestDatabase, waitFor as waitForShared } from './helpers';
 import { NATS_URL, openTestNats, type TestNats } from './nats-helpers';
+
+/** This file's waits: longer (20_000 ms) than the shared default. */
+const waitFor = (what: string, check: () => boolean | Promise<boolean>, ms = 20_000) => waitForShared(what, check, ms, 50);
 
 let db: TestDatabase;
 let nats: TestNats;
@@ -42,14 +45,6 @@ async function start(options: Partial<Parameters<typeof forwardToNats>[0]> & { s
   const f = await forwardToNats({ connectionString: db.url, servers: NATS_URL, log: () => undefined, ...options });
   forwarders.push(f);
   return f;
-}
-
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** The entry as the forwarder's JSON body carries it. */

@@ -111,3 +111,12 @@ export async function verifySealed(db: TestDatabase, config: AuditConfig): Promi
     await new Promise((res) => setTimeout(res, 50));
   }
 }
+
+/** Polls until `check` returns true; fails naming `what` after `ms`. */
+export async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 10_000, everyMs = 20): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

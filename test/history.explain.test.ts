@@ -4,6 +4,7 @@
 import type { ClientBase, QueryConfig } from 'pg';
 import { flush, getEntry, getForObject, getForObjects, history, report, stateAt } from '../src';
 import { allHistory, describeEntries } from '../src/history';
+import { buildHistoryQuery } from '../src/history/query';
 import { createTestDatabase, type TestDatabase } from './helpers';
 
 let db: TestDatabase;
@@ -134,6 +135,7 @@ const cases: Array<[string, (c: ClientBase) => Promise<unknown>, number | null]>
   ['a table, actions and a time window', (c) => history(c, { table: 't5', actions: ['delete'], since: '2025-01-05', until: '2025-01-05T02:00:00Z' }), 60_000],
   ['an actor', (c) => history(c, { actor: 'user42' }), 1_000],
   ['an actor, next page', (c) => history(c, { actor: 'user42', cursor: '500000' }), 1_000],
+  ['an actor, a table and actions', (c) => history(c, { actor: 'user42', table: 't5', actions: ['update'] }), 1_000],
   ['a correlation id', (c) => history(c, { cid: 'req-4242' }), 100],
   ['a transaction', (c) => history(c, { txid: '5000' }), 10_000],
   ['a time window far in the past', (c) => history(c, { since: '2025-01-02T00:00:00Z', until: '2025-01-02T01:00:00Z' }), 50_000],
@@ -172,4 +174,11 @@ test('the log really holds a million entries and the queries return them', async
   const oldest = await allHistory(db.pool, { ...window, order: 'oldest' });
   expect(oldest.map((e) => e.id)).toEqual(all.map((e) => e.id).reverse());
   expect((await describeEntries(db.pool, (await history(db.pool, { actor: 'user42', limit: 2 })).entries))[0]!.summary).toBe('qty: 1 → 2');
+});
+
+test('an actor with a table reads the actor index only, never a bitmap of every entry of the table', async () => {
+  const q = buildHistoryQuery({ actor: 'user42', table: 't5', actions: ['update'] });
+  const [{ 'QUERY PLAN': [top] }] = await db.sql(`EXPLAIN (ANALYZE, FORMAT JSON) ${q.text}`, q.values);
+  const indexes = nodes(top.Plan as PlanNode).map((n) => (n as { 'Index Name'?: string })['Index Name']).filter((n) => n !== undefined);
+  expect(indexes).toEqual(['log_entry_actor_idx']);
 });

@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { install } from '../src/install';
+import { describeEntries, getForObject, logEvent, stateAt } from '../src/history';
 import { WRITER_ROLE } from '../src/security/roles';
 import { createTestDatabase, type TestDatabase } from './helpers';
 import { asRole, createLoginRole, dropRoles, roleName, runCli, sqlState } from './security-helpers';
@@ -60,6 +61,20 @@ test('the app writes audited tables and its writes are logged under its name; it
     await c.query(`UPDATE accounts SET balance = 20`);
     const { rows } = await c.query('SELECT action, db_user FROM auditlog.log_entry ORDER BY id');
     expect(rows).toEqual([{ action: 'insert', db_user: app }, { action: 'update', db_user: app }]);
+  });
+});
+
+test('the app reads history, time travel and display names, and records manual events, with the log access it was given', async () => {
+  await asRole(db, app, async (c) => {
+    await c.query(`INSERT INTO accounts (name, balance) VALUES ('carol', 5) RETURNING id`);
+    const [{ id }] = (await c.query(`SELECT id FROM accounts WHERE name = 'carol'`)).rows;
+    const page = await getForObject(c, 'public.accounts', id);
+    expect(page.entries.map((e) => e.action)).toEqual(['insert']);
+    expect(await stateAt(c, 'public.accounts', id, new Date(Date.now() + 60_000))).toMatchObject({ name: 'carol', balance: 5 });
+    expect((await describeEntries(c, page.entries))[0]!.fields.map((f) => f.field)).toEqual(['id', 'name', 'balance']);
+    const eventId = await logEvent(c, { action: 'export', table: 'public.accounts', objectPk: id, data: { rows: 1 } });
+    expect(eventId).toMatch(/^\d+$/);
+    await c.query(`DELETE FROM accounts WHERE name = 'carol'`);
   });
 });
 

@@ -117,7 +117,11 @@ export function filters(query: HistoryQuery): Filters {
   if (keys !== undefined && query.table === undefined) throw invalid('objectPk / objectPks need the table they belong to');
   if (query.table !== undefined) {
     const t = parseTable(query.table);
-    where.push(sql`table_name = ${t.name}`, sql`table_schema = ${t.schema}`);
+    // With an actor, cid or transaction, their index is the selective one: PostgreSQL would
+    // otherwise AND it with a bitmap of every entry of the table (millions: 300 ms on 10M
+    // entries). `|| ''` keeps the table test a filter on the few rows that index finds.
+    const selective = keys === undefined && (query.actor !== undefined || query.cid !== undefined || query.txid !== undefined);
+    where.push(selective ? sql`table_name || '' = ${t.name}` : sql`table_name = ${t.name}`, sql`table_schema = ${t.schema}`);
   }
   if (keys !== undefined) {
     if (!Array.isArray(keys) || keys.length === 0) throw invalid('objectPks must be a non-empty array of keys');

@@ -281,9 +281,12 @@ export async function renderInstall(client: ClientBase, configInput: ConfigInput
     out.push(`-- then partitions for the current ${config.partitioning.interval} and ${config.partitioning.premake} ahead (as auditlog maintain does)`);
   }
   if (!(await ddlWatchInstalled(client, config.schema))) {
-    out.push('', '-- DDL watch (only when installing as a superuser): an event trigger on ALTER TABLE that keeps',
-      '-- capture working when an audited table\'s columns change; see fall_back_after_ddl()',
-      `-- CREATE EVENT TRIGGER … ON ddl_command_end WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION ${schema}.fall_back_after_ddl();`);
+    out.push('', '-- DDL watch (only when installing as a superuser): two event triggers. One on ALTER TABLE keeps capture',
+      '-- working when an audited table\'s columns change (fall_back_after_ddl()); one on CREATE TABLE and ALTER TABLE',
+      '-- captures partitions created or attached later, releases detached ones and follows renamed tables',
+      '-- (follow_table_ddl()). See docs/capture.md#schema-changes-alter-table',
+      `-- CREATE EVENT TRIGGER … ON ddl_command_end WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION ${schema}.fall_back_after_ddl();`,
+      `-- CREATE EVENT TRIGGER … ON ddl_command_end WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE') EXECUTE FUNCTION ${schema}.follow_table_ddl();`);
   }
   for (const t of p.tables) {
     const name = displayName(t.generated.table);
@@ -302,7 +305,7 @@ export async function renderInstall(client: ClientBase, configInput: ConfigInput
     out.push(options.prune ? dropOrphan(config.schema, p, o).trimEnd() : '-- (kept; --prune removes it)');
   }
   // Not rendered: they depend on the catalog at apply time (see src/security/roles.ts).
-  out.push('', '-- then, from the config: ownership, grants, bypass role, and tenant policy (README.md, Security)');
+  out.push('', '-- then, from the config: ownership, grants, bypass role, and tenant policy (docs/security.md)');
   out.push('', 'COMMIT;', '');
   return out.join('\n');
 }

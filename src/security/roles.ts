@@ -254,7 +254,15 @@ export async function applySecurity(
     if (roles.appReadsLog) {
       await client.query(`GRANT USAGE ON SCHEMA ${schema} TO ${app}`);
       await client.query(`GRANT SELECT ON ${logTable} TO ${app}`);
+      // What the history functions read besides the log: the installed plans (display names,
+      // masks, column order, key types) and the key renderer that lookups share with capture.
+      await client.query(`GRANT SELECT ON ${schema}.tracked_table TO ${app}`);
+      await client.query(`GRANT EXECUTE ON FUNCTION ${schema}.pk_text(jsonb) TO ${app}`);
     }
+    // Manual events (logEvent: access, export, login): log_event runs as the owner, refuses the
+    // verbs pg-auditlog writes itself and takes the context from the caller's transaction.
+    await client.query(`GRANT USAGE ON SCHEMA ${schema} TO ${app}`);
+    await client.query(`GRANT EXECUTE ON FUNCTION ${schema}.log_event(text, text, text, jsonb, text, jsonb) TO ${app}`);
     if (await isMember(client, roles.app, roles.bypass)) {
       log(`note: app role "${roles.app}" is a member of bypass role "${roles.bypass}" and can switch capture off`);
     }

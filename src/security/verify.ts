@@ -1,5 +1,5 @@
 // Tamper evidence: seal committed entries into the hash chain (sql/4_security.sql) and check
-// the log against it. Writers never wait for either; see README.md (Security) for the guarantee.
+// the log against it. Writers never wait for either; see docs/security.md (Tamper evidence) for the guarantee.
 import type { ClientBase } from 'pg';
 import { validateConfig, type NormalizedConfig } from '../config/validate';
 import { AuditLogError } from '../errors';

@@ -16,7 +16,7 @@ export default defineConfig({
   // 'statement' (default): one trigger call per statement, fast on bulk writes; 'row': one per row.
   // mode: 'statement',
 
-  // Who owns the log and who only writes through it (see README, Security).
+  // Who owns the log and who only writes through it (see docs/security.md).
   // roles: { owner: 'auditlog_owner', app: 'app_user' },
   // tamperEvidence: true,   // hash-chain the log; check it with "auditlog verify"
   // tenantIsolation: true,  // a role reads only the entries of the tenant set in its transaction
