@@ -7,15 +7,17 @@
 // and to_jsonb(NEW), a naive statement trigger storing to_jsonb of each transition-table row,
 // both into a log table without indexes); pg-auditlog in row mode and in statement mode.
 // Bulk INSERT / UPDATE (one column) / DELETE of 100k rows (1M with --large), single-row UPDATE
-// and INSERT transactions from 2 and 8 clients (pgbench when installed, else Node clients), the
-// round-trip overhead of withAuditSession(), and audit bytes on disk per update entry.
+// and INSERT transactions from 2, 8 and 16 clients (pgbench when installed, else Node clients;
+// `--clients 2,8`), the round-trip overhead of withAuditSession(), and audit bytes on disk per
+// update entry. During the runs with 8 or more clients a side connection samples the wait
+// events of the writing backends every 10 ms (pg_stat_activity), printed per variant.
 // Repetitions are interleaved (the variant order rotates), and each ratio is taken against the
 // baseline of the same repetition; the table shows medians with min–max.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { Client, Pool } from 'pg';
 import { install, withAuditSession } from '../src';
 import { openBenchDatabase } from './lib/bench-database';
@@ -29,6 +31,7 @@ const HEADING: Record<Variant, string> = {
   none: 'no audit', naive_row: 'naive row trigger (reference)', naive_statement: 'naive statement trigger (reference)',
   row: 'pg-auditlog row mode', statement: 'pg-auditlog statement mode',
 };
+const execFileAsync = promisify(execFile);
 const byVariant = <T>(make: () => T) => Object.fromEntries(VARIANTS.map((v) => [v, make()])) as Record<Variant, T>;
 
 /** The reference triggers: what the issue calls naive, with a log table that has no index. */
@@ -66,11 +69,17 @@ const { values: args } = parseArgs({
     reps: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '5' },
     'skip-tps': { type: 'boolean' },
+    clients: { type: 'string', default: '2,8,16' },
+    'skip-bulk': { type: 'boolean' },
+    'skip-session': { type: 'boolean' },
   },
 });
 const ROWS = args.large ? 1_000_000 : 100_000;
 const REPS = Number(args.reps);
 const SECONDS = Number(args.seconds);
+const CLIENTS = args.clients.split(',').map(Number);
+/** Runs with at least this many clients sample wait events. */
+const SAMPLE_FROM = 8;
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -126,7 +135,7 @@ async function main(): Promise<void> {
     };
     const logTable = (v: Variant) => (v.startsWith('naive') ? 'naive_log' : 'auditlog.log_entry');
     const logSize = async (v: Variant) => Number((await client.query(`SELECT pg_total_relation_size($1) AS s`, [logTable(v)])).rows[0].s);
-    for (let rep = 0; rep < REPS; rep++) {
+    for (let rep = 0; rep < (args['skip-bulk'] ? 0 : REPS); rep++) {
       for (const v of rotate(VARIANTS, rep)) {
         const t = TABLE[v];
         log(`rep ${rep + 1}/${REPS}: bulk statements on ${v}`);
@@ -148,6 +157,9 @@ async function main(): Promise<void> {
 
     // ---- single-row transactions ------------------------------------------------------
     const tps: Record<string, Record<Variant, number[]>> = {};
+    const waits: Record<string, Record<Variant, Map<string, number>>> = {};
+    const walPerTx: Record<string, Record<Variant, number[]>> = {};
+    const walLsn = async () => (await client.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
     const pgbench = findPgbench();
     if (!args['skip-tps']) {
       for (const v of VARIANTS) {
@@ -159,16 +171,26 @@ async function main(): Promise<void> {
         ? `UPDATE ${t} SET b = b + 1 WHERE id = $1`
         : `INSERT INTO ${t} VALUES (nextval('${t}_ids'), 1, 2, 'c', 'd', 1.5, now(), true)`;
       for (let rep = 0; rep < REPS; rep++) {
-        for (const clients of [2, 8]) {
+        for (const clients of CLIENTS) {
           for (const op of ['update', 'insert']) {
             for (const v of rotate(VARIANTS, rep)) {
               const key = `${op}:${clients}`;
               tps[key] ??= byVariant(() => []);
               log(`rep ${rep + 1}/${REPS}: single-row ${op}, ${clients} clients, ${v}`);
               await client.query('CHECKPOINT');
-              tps[key]![v].push(pgbench
-                ? runPgbench(pgbench, url, dir, sqlFor(op, TABLE[v]).replace('$1', ':id'), clients)
-                : await runNodeClients(url, sqlFor(op, TABLE[v]), clients));
+              const sampler = clients >= SAMPLE_FROM ? await sampleWaits(url) : undefined;
+              const lsn = await walLsn();
+              const rate = pgbench
+                ? await runPgbench(pgbench, url, dir, sqlFor(op, TABLE[v]).replace('$1', ':id'), clients)
+                : await runNodeClients(url, sqlFor(op, TABLE[v]), clients);
+              tps[key]![v].push(rate);
+              const { rows: [wal] } = await client.query<{ bytes: string }>('SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1) AS bytes', [lsn]);
+              walPerTx[key] ??= byVariant(() => []);
+              walPerTx[key]![v].push(Number(wal!.bytes) / (rate * SECONDS));
+              if (sampler) {
+                waits[key] ??= byVariant(() => new Map());
+                for (const [w, n] of await sampler.stop()) waits[key]![v].set(w, (waits[key]![v].get(w) ?? 0) + n);
+              }
             }
           }
         }
@@ -182,7 +204,7 @@ async function main(): Promise<void> {
     const plain: number[] = [];
     const session: number[] = [];
     const N = 2000;
-    for (let rep = 0; rep < REPS; rep++) {
+    for (let rep = 0; rep < (args['skip-session'] ? 0 : REPS); rep++) {
       log(`rep ${rep + 1}/${REPS}: withAuditSession round trip`);
       for (const which of rep % 2 ? ['session', 'plain'] : ['plain', 'session']) {
         const start = process.hrtime.bigint();
@@ -219,7 +241,7 @@ async function main(): Promise<void> {
       const ratios = xs.map((x, i) => x / base[i]!);
       return `${fmt(median(ratios))}${unit} (${fmt(Math.min(...ratios))}–${fmt(Math.max(...ratios))})`;
     };
-    for (const w of ['update', 'insert', 'delete']) {
+    for (const w of Object.keys(bulk)) {
       const b = bulk[w]!;
       const base = `${fmt(median(b.none), 0)} ms (${fmt(Math.min(...b.none), 0)}–${fmt(Math.max(...b.none), 0)})`;
       lines.push(`| bulk ${w.toUpperCase()}, one statement (time) | ${[base, ...audited.map((v) => ratioCell(b.none, b[v]))].join(' | ')} |`);
@@ -230,10 +252,23 @@ async function main(): Promise<void> {
       const base = `${fmt(median(t.none), 0)} TPS`;
       lines.push(`| single-row ${op!.toUpperCase()} transactions, ${clients} clients (TPS) | ${[base, ...audited.map((v) => ratioCell(t.none, t[v], ''))].join(' | ')} |`);
     }
-    lines.push(`| log bytes on disk per one-column update (heap + indexes) | ${['—', ...audited.map((v) => `${fmt(median(bytes[v]), 0)} B`)].join(' | ')} |`);
+    for (const key of Object.keys(walPerTx)) {
+      const [op, clients] = key.split(':');
+      const w = walPerTx[key]!;
+      lines.push(`| WAL per single-row ${op!.toUpperCase()} transaction, ${clients} clients (bytes, after a checkpoint) | ${VARIANTS.map((v) => `${fmt(median(w[v]), 0)} B`).join(' | ')} |`);
+    }
+    if (bytes.statement.length > 0) {
+      lines.push(`| log bytes on disk per one-column update (heap + indexes) | ${['—', ...audited.map((v) => `${fmt(median(bytes[v]), 0)} B`)].join(' | ')} |`);
+    }
     lines.push('', 'The reference triggers store whole rows and have no index, no context and no diff; pg-auditlog stores the diff with the full log contract (id, txid, context columns, object-history, transaction and time indexes).');
+    for (const key of Object.keys(waits)) {
+      const [op, clients] = key.split(':');
+      lines.push('', `Wait events of the writing backends, single-row ${op!.toUpperCase()}, ${clients} clients ` +
+        `(pg_stat_activity sampled every ${SAMPLE_MS} ms; share of samples; CPU = active, no wait event; Client:ClientRead = waiting for pgbench):`, '');
+      for (const v of VARIANTS) lines.push(`- ${HEADING[v]}: ${waitSummary(waits[key]![v])}`);
+    }
     const overhead = session.map((s, i) => s - plain[i]!);
-    lines.push('', `withAuditSession() round trip: ${fmt(median(session), 0)} µs per transaction vs ${fmt(median(plain), 0)} µs for BEGIN/UPDATE/COMMIT ` +
+    if (session.length > 0) lines.push('', `withAuditSession() round trip: ${fmt(median(session), 0)} µs per transaction vs ${fmt(median(plain), 0)} µs for BEGIN/UPDATE/COMMIT ` +
       `on the same pooled connection: +${fmt(median(overhead), 0)} µs (${fmt(Math.min(...overhead), 0)}–${fmt(Math.max(...overhead), 0)}): the context settings, sent with BEGIN in the same round trip.`);
     const pgbenchVersion = pgbench ? execFileSync(pgbench, ['--version'], { encoding: 'utf8' }).trim() : '';
     lines.push(`single-row transactions: ${pgbench ? `${pgbenchVersion}, prepared statements` : 'Node clients (pgbench not found)'}, ${SECONDS} s per run.`);
@@ -244,17 +279,61 @@ async function main(): Promise<void> {
   }
 }
 
-function runPgbench(pgbench: string, url: string, dir: string, sql: string, clients: number): number {
+async function runPgbench(pgbench: string, url: string, dir: string, sql: string, clients: number): Promise<number> {
   const file = path.join(dir, 'script.sql');
   writeFileSync(file, `\\set id random(1, ${ROWS})\n${sql};\n`);
   const u = new URL(url);
-  const out = execFileSync(pgbench, [
+  // Asynchronous, so the wait-event sampler keeps running in this process meanwhile.
+  const { stdout: out } = await execFileAsync(pgbench, [
     '-n', '-M', 'prepared', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(SECONDS), '-f', file,
     '-h', u.hostname, '-p', u.port || '5432', '-U', decodeURIComponent(u.username), u.pathname.slice(1),
   ], { encoding: 'utf8', env: { ...process.env, PGPASSWORD: decodeURIComponent(u.password) } });
   const m = /tps = ([\d.]+)/.exec(out);
   if (!m) throw new Error(`could not read pgbench output:\n${out}`);
   return Number(m[1]);
+}
+
+const SAMPLE_MS = 10;
+
+/**
+ * Samples what the other client backends of the database are doing, every SAMPLE_MS, until
+ * stop(): per sample and backend, `wait_event_type:wait_event`, or CPU when it is active and
+ * waits for nothing. Counts per label.
+ */
+async function sampleWaits(url: string): Promise<{ stop(): Promise<Map<string, number>> }> {
+  const side = new Client(url);
+  await side.connect();
+  await side.query({ name: 'sample', text: SAMPLE_SQL });
+  const counts = new Map<string, number>();
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const started = Date.now();
+      const { rows } = await side.query<{ w: string; n: number }>({ name: 'sample', text: SAMPLE_SQL });
+      for (const r of rows) counts.set(r.w, (counts.get(r.w) ?? 0) + r.n);
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, SAMPLE_MS - (Date.now() - started))));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      await side.end();
+      return counts;
+    },
+  };
+}
+
+const SAMPLE_SQL = `SELECT CASE WHEN wait_event IS NULL THEN 'CPU' ELSE wait_event_type || ':' || wait_event END AS w, count(*)::int AS n
+FROM pg_catalog.pg_stat_activity
+WHERE datname = pg_catalog.current_database() AND pid <> pg_catalog.pg_backend_pid() AND backend_type = 'client backend'
+GROUP BY 1`;
+
+function waitSummary(counts: Map<string, number>): string {
+  const total = [...counts.values()].reduce((a, b) => a + b, 0);
+  if (total === 0) return 'no samples';
+  return [...counts.entries()].sort((a, b) => b[1] - a[1])
+    .map(([w, n]) => `${w} ${fmt((100 * n) / total, 1)} %`).filter((s) => !s.endsWith(' 0.0 %')).join(', ');
 }
 
 async function runNodeClients(url: string, sql: string, clients: number): Promise<number> {

@@ -38,3 +38,21 @@ test('one statement writes one entry per row, all with the context of its transa
                                 FROM auditlog.log_entry`);
   expect(stats).toEqual({ n: 1000, objects: 1000, actors: true, diffs: true });
 });
+
+test('an UPDATE of no row, of one row and of several rows writes the same entries a row trigger would', async () => {
+  // One-row UPDATEs take a path of their own (no pairing needed); none writes nothing.
+  await db.sql(`UPDATE items SET a = id, b = 'b' || id WHERE id <= 10`);
+  await db.sql('TRUNCATE auditlog.log_entry');
+  await db.sql(`UPDATE items SET a = 0 WHERE id = 0`); // no row
+  await db.sql(`UPDATE items SET a = a WHERE id = 5`); // one row, nothing changed
+  await db.sql(`UPDATE items SET a = -5, b = NULL WHERE id = 5`); // one row
+  await db.sql(`UPDATE items SET id = 30001 WHERE id = 6`); // one row, key changed
+  await db.sql(`UPDATE items SET a = -7 WHERE id IN (7, 8)`); // two rows
+  const rows = await db.sql(`SELECT object_pk, action, changes FROM auditlog.log_entry ORDER BY id`);
+  expect(rows).toEqual([
+    { object_pk: '5', action: 'update', changes: { a: [5, -5], b: ['b5', null] } },
+    { object_pk: '30001', action: 'update', changes: { id: [6, 30001] } },
+    { object_pk: '7', action: 'update', changes: { a: [7, -7] } },
+    { object_pk: '8', action: 'update', changes: { a: [8, -7] } },
+  ]);
+});

@@ -328,7 +328,24 @@ function statementBody(auditSchema: string, plan: TablePlan): string {
       ...counted,
     ];
     if (!plan.partitioned) {
-      branch('UPDATE', inStep);
+      // Most UPDATEs change one row. Its old and new images need no pairing: the same entry is
+      // written from the one-row join, without the window functions and the hash join, whose
+      // set-up is most of the statement's cost. None: nothing to write. (Plain tables only:
+      // their transition tables always hold as many old images as new ones.)
+      branch('UPDATE', [
+        '    SELECT count(*) INTO entry_count FROM (SELECT FROM old_rows LIMIT 2) AS two;',
+        '    IF entry_count = 0 THEN',
+        '      RETURN NULL;',
+        '    ELSIF entry_count = 1 THEN',
+        // (Not re-indented: the expressions hold quoted identifiers, which may contain newlines.)
+        ...insertInto,
+        select('n', 'update', diffExpression(plan, 'o', 'n', '           ')),
+        '    FROM old_rows o, new_rows n',
+        `    WHERE ${anyChanged('o', 'n')};`,
+        '    ELSE',
+        ...inStep.map((l) => `  ${l}`),
+        '    END IF;',
+      ]);
     } else {
       branch('UPDATE', [
         '    -- A row that moves to another partition is deleted from one and inserted into the other.',

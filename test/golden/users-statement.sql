@@ -41,6 +41,10 @@ BEGIN
            ctx_actor, ctx_cid, ctx_remote_addr, ctx_db_user, ctx_application_name, ctx_data, ctx_tenant
     FROM new_rows n;
   ELSIF TG_OP = 'UPDATE' THEN
+    SELECT count(*) INTO entry_count FROM (SELECT FROM old_rows LIMIT 2) AS two;
+    IF entry_count = 0 THEN
+      RETURN NULL;
+    ELSIF entry_count = 1 THEN
     INSERT INTO "auditlog".log_entry
       (table_schema, table_name, object_pk, object_repr, action, changes, snapshot,
        actor, cid, remote_addr, db_user, application_name, additional_data, tenant_id)
@@ -63,16 +67,45 @@ BEGIN
                'ssn', CASE WHEN n."ssn" IS NULL THEN NULL ELSE '[masked]' END,
                'prefs', n."prefs"),
            ctx_actor, ctx_cid, ctx_remote_addr, ctx_db_user, ctx_application_name, ctx_data, ctx_tenant
-    -- PostgreSQL fills the old and new transition tables in step, so the k-th old row and the
-    -- k-th new row are one row before and after, even when the statement changed its key.
-    FROM (SELECT row_number() OVER () AS "auditlog_ordinal", * FROM old_rows) o
-    JOIN (SELECT row_number() OVER () AS "auditlog_ordinal", * FROM new_rows) n ON n."auditlog_ordinal" = o."auditlog_ordinal"
-    -- No tracked column changed: no entry. (Cheap comparisons here rather than a test of the
-    -- diff: that would need a subquery, which costs more per statement and per row.)
+    FROM old_rows o, new_rows n
     WHERE o."id" IS DISTINCT FROM n."id"
        OR o."email" IS DISTINCT FROM n."email"
        OR o."ssn" IS DISTINCT FROM n."ssn"
        OR pg_catalog.record_image_ne(ROW(o."prefs"::pg_catalog.jsonb), ROW(n."prefs"::pg_catalog.jsonb));
+    ELSE
+      INSERT INTO "auditlog".log_entry
+        (table_schema, table_name, object_pk, object_repr, action, changes, snapshot,
+         actor, cid, remote_addr, db_user, application_name, additional_data, tenant_id)
+      SELECT TG_TABLE_SCHEMA, TG_TABLE_NAME, n."id"::text, n."email"::text, 'update',
+           CASE WHEN o."id" IS DISTINCT FROM n."id"
+             THEN jsonb_build_object('id', jsonb_build_array(o."id", n."id"))
+             ELSE '{}'::jsonb END ||
+           CASE WHEN o."email" IS DISTINCT FROM n."email"
+             THEN jsonb_build_object('email', jsonb_build_array(o."email", n."email"))
+             ELSE '{}'::jsonb END ||
+           CASE WHEN o."ssn" IS DISTINCT FROM n."ssn"
+             THEN jsonb_build_object('ssn', jsonb_build_array(CASE WHEN o."ssn" IS NULL THEN NULL ELSE '[masked]' END, CASE WHEN n."ssn" IS NULL THEN NULL ELSE '[masked]' END))
+             ELSE '{}'::jsonb END ||
+           CASE WHEN pg_catalog.record_image_ne(ROW(o."prefs"::pg_catalog.jsonb), ROW(n."prefs"::pg_catalog.jsonb))
+             THEN jsonb_build_object('prefs', jsonb_build_array(o."prefs", n."prefs"))
+             ELSE '{}'::jsonb END,
+           jsonb_build_object(
+               'id', n."id",
+               'email', n."email",
+               'ssn', CASE WHEN n."ssn" IS NULL THEN NULL ELSE '[masked]' END,
+               'prefs', n."prefs"),
+           ctx_actor, ctx_cid, ctx_remote_addr, ctx_db_user, ctx_application_name, ctx_data, ctx_tenant
+      -- PostgreSQL fills the old and new transition tables in step, so the k-th old row and the
+      -- k-th new row are one row before and after, even when the statement changed its key.
+      FROM (SELECT row_number() OVER () AS "auditlog_ordinal", * FROM old_rows) o
+      JOIN (SELECT row_number() OVER () AS "auditlog_ordinal", * FROM new_rows) n ON n."auditlog_ordinal" = o."auditlog_ordinal"
+      -- No tracked column changed: no entry. (Cheap comparisons here rather than a test of the
+      -- diff: that would need a subquery, which costs more per statement and per row.)
+      WHERE o."id" IS DISTINCT FROM n."id"
+       OR o."email" IS DISTINCT FROM n."email"
+       OR o."ssn" IS DISTINCT FROM n."ssn"
+       OR pg_catalog.record_image_ne(ROW(o."prefs"::pg_catalog.jsonb), ROW(n."prefs"::pg_catalog.jsonb));
+    END IF;
   ELSIF TG_OP = 'DELETE' THEN
     INSERT INTO "auditlog".log_entry
       (table_schema, table_name, object_pk, object_repr, action, changes, snapshot,
@@ -123,8 +156,8 @@ CREATE TRIGGER "auditlog_truncate_18f965ef"
   AFTER TRUNCATE ON "public"."users"
   FOR EACH STATEMENT EXECUTE FUNCTION "auditlog"."capture_public_users_14447575"();
 
-COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog 25e798e1ccd2';
-COMMENT ON TRIGGER "auditlog_insert_18f965ef" ON "public"."users" IS 'pg-auditlog 25e798e1ccd2';
-COMMENT ON TRIGGER "auditlog_update_18f965ef" ON "public"."users" IS 'pg-auditlog 25e798e1ccd2';
-COMMENT ON TRIGGER "auditlog_delete_18f965ef" ON "public"."users" IS 'pg-auditlog 25e798e1ccd2';
-COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog 25e798e1ccd2';
+COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog c26441496cf8';
+COMMENT ON TRIGGER "auditlog_insert_18f965ef" ON "public"."users" IS 'pg-auditlog c26441496cf8';
+COMMENT ON TRIGGER "auditlog_update_18f965ef" ON "public"."users" IS 'pg-auditlog c26441496cf8';
+COMMENT ON TRIGGER "auditlog_delete_18f965ef" ON "public"."users" IS 'pg-auditlog c26441496cf8';
+COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog c26441496cf8';
