@@ -2,7 +2,8 @@
 // parallel test files and servers never clash; dropRoles() runs after the database is dropped.
 import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { Client } from 'pg';
+import { Client, Pool } from 'pg';
+import { withAuditSession } from '../src/session';
 import { serverUrl, type TestDatabase } from './helpers';
 
 export const ROLE_PASSWORD = 'attack-test';
@@ -77,4 +78,24 @@ export function runCli(args: string[], cwd: string, env: NodeJS.ProcessEnv = {})
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/**
+ * A `docs` table written by a fresh login role `app`, installed with tenant isolation, and a
+ * pool connected as that role holding three entries: tenants t1, t2, t1 (actor user-of-<tenant>).
+ */
+export async function tenantDocsAsApp(db: TestDatabase): Promise<{ app: string; pool: Pool }> {
+  const app = roleName(db, 'app');
+  await createLoginRole(app);
+  await db.sql(`
+    CREATE TABLE docs (id serial PRIMARY KEY, title text);
+    GRANT SELECT, INSERT, UPDATE, DELETE ON docs TO "${app}";
+    GRANT USAGE ON SEQUENCE docs_id_seq TO "${app}";
+  `);
+  await db.install({ tables: { 'public.docs': {} }, tenantIsolation: true, roles: { app, bypass: roleName(db, 'bypass') } });
+  const pool = new Pool({ connectionString: urlAs(db, app), max: 2 });
+  for (const tenant of ['t1', 't2', 't1']) {
+    await withAuditSession(pool, { tenant, actor: `user-of-${tenant}` }, (c) => c.query(`INSERT INTO docs (title) VALUES ($1)`, [tenant]));
+  }
+  return { app, pool };
 }

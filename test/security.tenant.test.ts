@@ -3,7 +3,7 @@
 import { Pool } from 'pg';
 import { withAuditSession } from '../src/session';
 import { createTestDatabase, type TestDatabase } from './helpers';
-import { asRole, createLoginRole, dropRoles, roleName, sqlState, urlAs } from './security-helpers';
+import { asRole, dropRoles, roleName, sqlState, tenantDocsAsApp } from './security-helpers';
 
 let db: TestDatabase;
 let app: string;
@@ -11,18 +11,7 @@ let pool: Pool;
 
 beforeAll(async () => {
   db = await createTestDatabase('sec_tenant');
-  app = roleName(db, 'app');
-  await createLoginRole(app);
-  await db.sql(`
-    CREATE TABLE docs (id serial PRIMARY KEY, title text);
-    GRANT SELECT, INSERT, UPDATE, DELETE ON docs TO "${app}";
-    GRANT USAGE ON SEQUENCE docs_id_seq TO "${app}";
-  `);
-  await db.install({ tables: { 'public.docs': {} }, tenantIsolation: true, roles: { app, bypass: roleName(db, 'bypass') } });
-  pool = new Pool({ connectionString: urlAs(db, app), max: 2 });
-  for (const tenant of ['t1', 't2', 't1']) {
-    await withAuditSession(pool, { tenant, actor: `user-of-${tenant}` }, (c) => c.query(`INSERT INTO docs (title) VALUES ($1)`, [tenant]));
-  }
+  ({ app, pool } = await tenantDocsAsApp(db));
   await pool.query(`INSERT INTO docs (title) VALUES ('no tenant')`);
 });
 

@@ -1,10 +1,10 @@
 // The viewer sees what its database role may see: tenant isolation filters it to the
 // request's tenant, and a role without read access (roles.appReadsLog false) gets a 403.
 import { Pool } from 'pg';
-import { serveViewer, withAuditSession } from '../src';
+import { serveViewer } from '../src';
 import type { ViewerServer } from '../src/interfaces';
 import { createTestDatabase, type TestDatabase } from './helpers';
-import { createLoginRole, dropRoles, roleName, urlAs } from './security-helpers';
+import { dropRoles, roleName, tenantDocsAsApp } from './security-helpers';
 
 let db: TestDatabase;
 let app: string;
@@ -13,18 +13,7 @@ let server: ViewerServer;
 
 beforeAll(async () => {
   db = await createTestDatabase('viewer_sec');
-  app = roleName(db, 'app');
-  await createLoginRole(app);
-  await db.sql(`
-    CREATE TABLE docs (id serial PRIMARY KEY, title text);
-    GRANT SELECT, INSERT, UPDATE, DELETE ON docs TO "${app}";
-    GRANT USAGE ON SEQUENCE docs_id_seq TO "${app}";
-  `);
-  await db.install({ tables: { 'public.docs': {} }, tenantIsolation: true, roles: { app, bypass: roleName(db, 'bypass') } });
-  pool = new Pool({ connectionString: urlAs(db, app), max: 2 });
-  for (const tenant of ['t1', 't2', 't1']) {
-    await withAuditSession(pool, { tenant, actor: `user-of-${tenant}` }, (c) => c.query(`INSERT INTO docs (title) VALUES ($1)`, [tenant]));
-  }
+  ({ app, pool } = await tenantDocsAsApp(db));
   // The tenant comes from the request (here a header an upstream login would have set).
   server = await serveViewer({ pool, port: 0, live: false, log: () => undefined, tenant: (req) => req.headers['x-tenant'] as string | undefined });
 });
