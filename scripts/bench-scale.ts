@@ -4,13 +4,14 @@
 // insert throughput, one `maintain` run and one retention drop.
 //
 //   npm run bench:scale [-- --sizes 1000000,50000000] [--partitioning month|week|day|none]
-//                       [--repeat 7] [--database-url URL]
+//                       [--repeat 7] [--database-url URL] [--keep]
 //
 // Timing: wall clock (process.hrtime) around each library call, as an application sees it,
 // on a warm cache: each lookup runs once unmeasured, then --repeat times with different keys;
 // the median is printed (min–max in brackets). Entries span 24 months ending now, arriving in
 // time order; 20 tables, 50,000 objects each, 1,000 actors, a cid per 10 entries.
-// The database is dropped afterwards. Numbers depend on the machine: say which one.
+// The database is dropped afterwards unless --keep (then its URL is printed, to EXPLAIN by hand).
+// Numbers depend on the machine: say which one.
 import { parseArgs } from 'node:util';
 import { Client, Pool } from 'pg';
 import { getForObject, history, install, maintain, report } from '../src';
@@ -26,6 +27,7 @@ const { values: args } = parseArgs({
     partitioning: { type: 'string', default: 'month' },
     repeat: { type: 'string', default: '7' },
     'database-url': { type: 'string' },
+    keep: { type: 'boolean', default: false },
   },
 });
 const SIZES = args.sizes!.split(',').map((s) => Number(s.replace(/_/g, '')));
@@ -34,6 +36,7 @@ const INTERVAL = args.partitioning === 'none' ? undefined : (args.partitioning a
 if (SIZES.some((n) => !Number.isInteger(n) || n < 1000) || SIZES.some((n, i) => i > 0 && n <= SIZES[i - 1]!)) {
   throw new Error('--sizes must be increasing whole numbers of at least 1000, e.g. 1000000,50000000');
 }
+if (args.keep && !args['database-url'] && !process.env.DATABASE_URL) throw new Error('--keep needs --database-url: an embedded server stops with the script');
 if (INTERVAL !== undefined && !['day', 'week', 'month'].includes(INTERVAL)) throw new Error('--partitioning must be month, week, day or none');
 const CHUNK = 1_000_000;
 const SPAN_MONTHS = 24;
@@ -100,7 +103,9 @@ async function main(): Promise<void> {
                  CASE WHEN g % 2 = 0 THEN 'req-' || (($5 + g) / 10) END, 'bench'
           FROM generate_series($2::bigint + 1, $2::bigint + $6) AS g`,
           [spanStart, done, toLoad, spanSeconds, loaded, n]);
+        process.stderr.write(`\r  loading: ${(loaded + done + n).toLocaleString('en')} of ${size.toLocaleString('en')} entries (${seconds(loadStart).toFixed(0)} s)`);
       }
+      process.stderr.write(`\n  building ${indexes.length} indexes on every partition…\n`);
       await client.query(`SET maintenance_work_mem = '512MB'`);
       // A partitioned index's definition says ON ONLY (no partition indexes): build them all.
       for (const ix of indexes) await client.query(ix.def.replace(' ON ONLY ', ' ON '));
@@ -138,7 +143,10 @@ async function main(): Promise<void> {
   } finally {
     await pool.end();
     await client.end();
-    await db.close();
+    if (args.keep) {
+      console.log(`\nkept: ${db.url}`);
+      await db.keep();
+    } else await db.close();
   }
 }
 

@@ -1,5 +1,6 @@
 // Small helpers shared by the installer, the session wrapper and the history functions.
-import { types, type ClientBase, type CustomTypesConfig, type Pool } from 'pg';
+import { createHash } from 'node:crypto';
+import { types, type ClientBase, type CustomTypesConfig, type Pool, type QueryConfig } from 'pg';
 import { parseExactJson } from './json';
 
 /** A pool or a connected client: anything with query(). */
@@ -49,3 +50,16 @@ export const exactJsonTypes: CustomTypesConfig = {
       ? parseExactJson
       : types.getTypeParser(oid, format)) as CustomTypesConfig['getTypeParser'],
 };
+
+/**
+ * A read query as a named prepared statement (name: a hash of its text), so each connection
+ * plans it once: after five runs PostgreSQL keeps a generic plan. On a partitioned log that
+ * saves the planning of every partition's indexes on every call (4 ms of a 5 ms lookup over 28
+ * partitions). AUDITLOG_PREPARED_STATEMENTS=off sends them unnamed, for a connection pooler
+ * that cannot keep prepared statements (PgBouncer before 1.21 in transaction mode).
+ */
+export function prepared(text: string, values: unknown[], parsers?: CustomTypesConfig): QueryConfig {
+  const config: QueryConfig = { text, values, ...(parsers ? { types: parsers } : {}) };
+  if (/^(off|false|0|no)$/i.test(process.env.AUDITLOG_PREPARED_STATEMENTS ?? '')) return config;
+  return { ...config, name: `auditlog_${createHash('sha1').update(text).digest('hex').slice(0, 24)}` };
+}

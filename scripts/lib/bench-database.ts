@@ -10,6 +10,8 @@ export interface BenchDatabase {
   embedded: boolean;
   /** Drops the database and stops the embedded server, if one was started. */
   close(): Promise<void>;
+  /** Leaves the database in place (on a server given by URL) and lets the process exit. */
+  keep(): Promise<void>;
 }
 
 export async function openBenchDatabase(
@@ -38,6 +40,9 @@ export async function openBenchDatabase(
       await admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
       await admin.end();
       await stopServer?.();
+    },
+    async keep() {
+      await admin.end();
     },
   };
 }

@@ -11,6 +11,14 @@ import { currentAuditContext, withAuditSession } from '../session';
 // History modules import Db from here.
 export type { Db };
 
+/**
+ * The log entry's columns, named rather than `*`: reads are prepared statements kept by each
+ * connection, and a prepared `SELECT *` fails ("cached plan must not change result type")
+ * once a later migration adds a column while an application is running.
+ */
+export const LOG_ENTRY_COLUMNS = 'id, ts, txid, table_schema, table_name, object_pk, object_repr, action, changes, '
+  + 'snapshot, actor, cid, remote_addr, db_user, application_name, additional_data, tenant_id';
+
 /** The quoted audit schema. */
 export function schemaOf(options: HistoryOptions | undefined): string {
   const schema = options?.schema ?? 'auditlog';

@@ -5,7 +5,7 @@
 import type { KeyForm } from '../catalog';
 import { keyPartExpression } from '../generate';
 import type { HistoryQuery, ObjectKey } from '../interfaces';
-import { isPool } from '../db';
+import { isPool, prepared } from '../db';
 import { parseTable, schemaOf, type Db } from './common';
 
 interface KeyColumns {
@@ -17,9 +17,9 @@ interface KeyColumns {
 async function keyColumns(db: Db, schema: string, table: { schema: string; name: string }): Promise<KeyColumns | null> {
   // No audit schema (or an old one): nothing to render by; the lookup itself says what is missing.
   const { rows: [found] } = await db.query<{ ok: boolean }>(
-    'SELECT pg_catalog.to_regclass($1) IS NOT NULL AS ok', [`${schema}.tracked_table`]);
+    prepared('SELECT pg_catalog.to_regclass($1) IS NOT NULL AS ok', [`${schema}.tracked_table`]));
   if (!found?.ok) return null;
-  const { rows: [row] } = await db.query<{ types: Array<string | null> | null; forms: KeyForm[] | null }>(
+  const { rows: [row] } = await db.query<{ types: Array<string | null> | null; forms: KeyForm[] | null }>(prepared(
     `SELECT (SELECT array_agg(pg_catalog.format_type(a.atttypid, a.atttypmod) ORDER BY k.ord)
              FROM jsonb_array_elements_text(t.config->'primaryKey') WITH ORDINALITY AS k(name, ord)
              LEFT JOIN pg_catalog.pg_attribute a
@@ -27,7 +27,7 @@ async function keyColumns(db: Db, schema: string, table: { schema: string; name:
               AND a.attname = k.name AND NOT a.attisdropped) AS types,
             ARRAY(SELECT f FROM jsonb_array_elements_text(t.config->'keyForms') AS f) AS forms
      FROM ${schema}.tracked_table t WHERE t.table_schema = $1 AND t.table_name = $2`,
-    [table.schema, table.name]);
+    [table.schema, table.name]));
   if (!row?.types || row.types.some((t) => t === null) || !row.forms || row.forms.length !== row.types.length) return null;
   return { types: row.types as string[], forms: row.forms };
 }
@@ -55,7 +55,7 @@ async function render(db: Db, columns: KeyColumns, keys: ObjectKey[]): Promise<A
   // contains it (outside one, SAVEPOINT itself fails, harmlessly).
   const savepoint = !isPool(db) && await db.query('SAVEPOINT auditlog_keys').then(() => true, () => false);
   try {
-    const { rows: [row] } = await db.query<{ keys: Array<string | null> }>(text, values);
+    const { rows: [row] } = await db.query<{ keys: Array<string | null> }>(prepared(text, values));
     return row!.keys;
   } catch {
     if (savepoint) await db.query('ROLLBACK TO SAVEPOINT auditlog_keys');

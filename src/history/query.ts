@@ -5,8 +5,8 @@
 // far in the past is not found by walking the primary key from the newest entry down.
 import type { HistoryOptions, HistoryPage, HistoryQuery, LogEntry, ObjectKey } from '../interfaces';
 import sql, { join, raw, type Sql } from 'sql-template-tag';
-import { exactJsonTypes } from '../db';
-import { invalid, objectPkIn, parseInstant, parseTable, schemaOf, type Db } from './common';
+import { exactJsonTypes, prepared } from '../db';
+import { invalid, LOG_ENTRY_COLUMNS, objectPkIn, parseInstant, parseTable, schemaOf, type Db } from './common';
 import { withCanonicalKeys } from './keys';
 
 export const DEFAULT_LIMIT = 100;
@@ -19,7 +19,7 @@ export async function history(db: Db, given: HistoryQuery): Promise<HistoryPage>
   const query = await withCanonicalKeys(db, given);
   if (!usesWindow(query) || cursor?.bound !== undefined) return page(db, query, cursor);
   const window = buildWindowQuery(query);
-  const { rows: [w] } = await db.query<{ lo: string | null; hi: string | null }>(window.text, window.values);
+  const { rows: [w] } = await db.query<{ lo: string | null; hi: string | null }>(prepared(window.text, window.values));
   if (!w?.lo || !w.hi) return { entries: [], nextCursor: null };
   // Newest first starts at the window's last id (or the caller's cursor) and stops at its
   // first; oldest first the reverse.
@@ -30,7 +30,7 @@ export async function history(db: Db, given: HistoryQuery): Promise<HistoryPage>
 
 async function page(db: Db, query: HistoryQuery, cursor: Cursor | null): Promise<HistoryPage> {
   const { text, values, limit } = buildHistoryQuery(query, cursor);
-  const { rows } = await db.query<LogEntry>({ text, values, types: exactJsonTypes });
+  const { rows } = await db.query<LogEntry>(prepared(text, values, exactJsonTypes));
   const more = rows.length > limit;
   const entries = more ? rows.slice(0, limit) : rows;
   const last = entries[entries.length - 1];
@@ -88,9 +88,8 @@ export function getForObjects(
 export async function getEntry(db: Db, id: string | number | bigint, options: HistoryOptions = {}): Promise<LogEntry | null> {
   const text = String(id);
   if (!/^\d{1,19}$/.test(text)) throw invalid(`entry id ${JSON.stringify(text)} must be a positive integer`);
-  const { rows } = await db.query<LogEntry>({
-    text: `SELECT * FROM ${schemaOf(options)}.log_entry WHERE id = $1::bigint`, values: [text], types: exactJsonTypes,
-  });
+  const { rows } = await db.query<LogEntry>(
+    prepared(`SELECT ${LOG_ENTRY_COLUMNS} FROM ${schemaOf(options)}.log_entry WHERE id = $1::bigint`, [text], exactJsonTypes));
   return rows[0] ?? null;
 }
 
@@ -184,7 +183,7 @@ export function buildHistoryQuery(query: HistoryQuery, cursor: Cursor | null = p
   const limit = query.limit ?? DEFAULT_LIMIT;
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw invalid(`limit must be an integer from 1 to ${MAX_LIMIT}`);
 
-  const q = sql`SELECT * FROM ${raw(schema)}.log_entry
+  const q = sql`SELECT ${raw(LOG_ENTRY_COLUMNS)} FROM ${raw(schema)}.log_entry
 WHERE ${whereOf(where, '\n  AND ')}
 ORDER BY id ${order === 'newest' ? raw('DESC') : raw('ASC')}
 LIMIT ${limit + 1}`;

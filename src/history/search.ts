@@ -5,8 +5,8 @@
 // the page is full, the page says so (`partial`) and its cursor continues further back.
 import type { HistorySearchPage, HistorySearchQuery, LogEntry } from '../interfaces';
 import sql, { join, raw } from 'sql-template-tag';
-import { exactJsonTypes } from '../db';
-import { invalid } from './common';
+import { exactJsonTypes, prepared } from '../db';
+import { invalid, LOG_ENTRY_COLUMNS } from './common';
 import { buildWindowQuery, DEFAULT_LIMIT, filters, MAX_LIMIT, parseCursor, usesWindow, type Cursor } from './query';
 import type { Db } from './common';
 
@@ -25,7 +25,7 @@ export async function searchHistory(db: Db, search: HistorySearchQuery): Promise
   if (usesWindow(query) && cursor?.bound === undefined) {
     // A closed time window: bound the ids through BRIN(ts) first, as history() does.
     const w = buildWindowQuery(where);
-    const { rows: [range] } = await db.query<{ lo: string | null; hi: string | null }>(w.text, w.values);
+    const { rows: [range] } = await db.query<{ lo: string | null; hi: string | null }>(prepared(w.text, w.values));
     if (!range?.lo || !range.hi) return { entries: [], nextCursor: null, scanned: 0, partial: false };
     cursor = { after: cursor?.after ?? (BigInt(range.hi) + 1n).toString(), bound: range.lo };
   }
@@ -45,15 +45,14 @@ SELECT (SELECT min(id) FROM scanned)::text AS lo, (SELECT count(*) FROM scanned)
   ARRAY(SELECT id FROM scanned
         WHERE strpos(lower(object_repr), ${needle}) > 0 OR strpos(lower(object_pk), ${needle}) > 0
         ORDER BY id DESC LIMIT ${limit + 1})::text[] AS ids`;
-  const { rows: [found] } = await db.query<{ lo: string | null; n: number; ids: string[] }>(q.text, q.values);
+  const { rows: [found] } = await db.query<{ lo: string | null; n: number; ids: string[] }>(prepared(q.text, q.values));
   const ids = found?.ids ?? [];
   const scanned = found?.n ?? 0;
   const shown = ids.slice(0, limit);
   const { rows } = shown.length === 0
     ? { rows: [] as LogEntry[] }
-    : await db.query<LogEntry>({
-      text: `SELECT * FROM ${f.schema}.log_entry WHERE id = ANY($1::bigint[]) ORDER BY id DESC`, values: [shown], types: exactJsonTypes,
-    });
+    : await db.query<LogEntry>(prepared(
+      `SELECT ${LOG_ENTRY_COLUMNS} FROM ${f.schema}.log_entry WHERE id = ANY($1::bigint[]) ORDER BY id DESC`, [shown], exactJsonTypes));
   const bound = cursor?.bound === undefined ? '' : `:${cursor.bound}`;
   if (ids.length > limit) return { entries: rows, nextCursor: `${shown[shown.length - 1]}${bound}`, scanned, partial: false };
   // The scan stopped at its limit: older entries were not looked at yet.

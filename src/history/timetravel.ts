@@ -1,5 +1,5 @@
 // Time travel: the state of one object at an instant, replayed from its entries.
-import { exactJsonTypes } from '../db';
+import { exactJsonTypes, prepared } from '../db';
 import type { HistoryOptions, LogEntry, ObjectKey, UnknownState } from '../interfaces';
 import sql, { raw } from 'sql-template-tag';
 import { inColumnOrder, objectPkIn, parseInstant, parseTable, readTableConfigs, schemaOf, type Db } from './common';
@@ -76,9 +76,8 @@ export async function stateAt(
      FROM object_entries
      WHERE ts <= ${instant}::timestamptz OR id = (SELECT min(id) FROM object_entries WHERE object_pk IS NOT NULL)
      ORDER BY id`;
-  const { rows } = await db.query<Pick<LogEntry, 'id' | 'ts' | 'action' | 'changes' | 'snapshot'> & { applies: boolean; own: boolean }>({
-    text: query.text, values: query.values, types: exactJsonTypes,
-  });
+  const { rows } = await db.query<Pick<LogEntry, 'id' | 'ts' | 'action' | 'changes' | 'snapshot'> & { applies: boolean; own: boolean }>(
+    prepared(query.text, query.values, exactJsonTypes));
   // Truncates of the table before the row's first entry do not make it known.
   const first = rows.find((r) => r.own);
   if (!first) return unknownState('no-entries', null);
