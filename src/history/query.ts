@@ -3,6 +3,7 @@
 // actor → (actor, id), cid → (cid), txid → (txid), the rest → the primary key. A time
 // window (since and until) is first turned into an id range through BRIN(ts), so a window
 // far in the past is not found by walking the primary key from the newest entry down.
+import type { CustomTypesConfig, QueryConfig } from 'pg';
 import type { HistoryOptions, HistoryPage, HistoryQuery, LogEntry, ObjectKey } from '../interfaces';
 import sql, { join, raw, type Sql } from 'sql-template-tag';
 import { exactJsonTypes, prepared } from '../db';
@@ -19,7 +20,7 @@ export async function history(db: Db, given: HistoryQuery): Promise<HistoryPage>
   const query = await withCanonicalKeys(db, given);
   if (!usesWindow(query) || cursor?.bound !== undefined) return page(db, query, cursor);
   const window = buildWindowQuery(query);
-  const { rows: [w] } = await db.query<{ lo: string | null; hi: string | null }>(prepared(window.text, window.values));
+  const { rows: [w] } = await db.query<{ lo: string | null; hi: string | null }>(readQuery(query, window.text, window.values));
   if (!w?.lo || !w.hi) return { entries: [], nextCursor: null };
   // Newest first starts at the window's last id (or the caller's cursor) and stops at its
   // first; oldest first the reverse.
@@ -30,7 +31,7 @@ export async function history(db: Db, given: HistoryQuery): Promise<HistoryPage>
 
 async function page(db: Db, query: HistoryQuery, cursor: Cursor | null): Promise<HistoryPage> {
   const { text, values, limit } = buildHistoryQuery(query, cursor);
-  const { rows } = await db.query<LogEntry>(prepared(text, values, exactJsonTypes));
+  const { rows } = await db.query<LogEntry>(readQuery(query, text, values, exactJsonTypes));
   const more = rows.length > limit;
   const entries = more ? rows.slice(0, limit) : rows;
   const last = entries[entries.length - 1];
@@ -50,6 +51,18 @@ export function parseCursor(cursor: string | null | undefined): Cursor | null {
   const m = typeof cursor === 'string' ? /^(\d{1,19})(?::(\d{1,19}))?$/.exec(cursor) : null;
   if (!m) throw invalid('cursor must be the nextCursor of a previous page');
   return m[2] === undefined ? { after: m[1]! } : { after: m[1]!, bound: m[2] };
+}
+
+/**
+ * A read of the log as a prepared statement, except when a table is the only selective filter:
+ * whether its `(table_name, id)` index or the primary key is the fast way depends on how
+ * much of the log that table is, which only a plan made for the value knows (a generic plan
+ * walks the whole log backwards for a rare table). Those are planned on every call.
+ */
+export function readQuery(query: HistoryQuery, text: string, values: unknown[], parsers?: CustomTypesConfig): QueryConfig {
+  const tableOnly = query.table !== undefined && query.objectPk === undefined && query.objectPks === undefined
+    && query.actor === undefined && query.cid === undefined && query.txid === undefined;
+  return tableOnly ? { text, values, ...(parsers ? { types: parsers } : {}) } : prepared(text, values, parsers);
 }
 
 /** A closed time window and no filter with an index of its own: bound the ids first. */

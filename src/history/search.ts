@@ -7,7 +7,7 @@ import type { HistorySearchPage, HistorySearchQuery, LogEntry } from '../interfa
 import sql, { join, raw } from 'sql-template-tag';
 import { exactJsonTypes, prepared } from '../db';
 import { invalid, LOG_ENTRY_COLUMNS } from './common';
-import { buildWindowQuery, DEFAULT_LIMIT, filters, MAX_LIMIT, parseCursor, usesWindow, type Cursor } from './query';
+import { buildWindowQuery, DEFAULT_LIMIT, filters, MAX_LIMIT, parseCursor, readQuery, usesWindow, type Cursor } from './query';
 import type { Db } from './common';
 
 export const DEFAULT_SCAN_LIMIT = 25_000;
@@ -25,7 +25,7 @@ export async function searchHistory(db: Db, search: HistorySearchQuery): Promise
   if (usesWindow(query) && cursor?.bound === undefined) {
     // A closed time window: bound the ids through BRIN(ts) first, as history() does.
     const w = buildWindowQuery(where);
-    const { rows: [range] } = await db.query<{ lo: string | null; hi: string | null }>(prepared(w.text, w.values));
+    const { rows: [range] } = await db.query<{ lo: string | null; hi: string | null }>(readQuery(where, w.text, w.values));
     if (!range?.lo || !range.hi) return { entries: [], nextCursor: null, scanned: 0, partial: false };
     cursor = { after: cursor?.after ?? (BigInt(range.hi) + 1n).toString(), bound: range.lo };
   }
@@ -45,7 +45,7 @@ SELECT (SELECT min(id) FROM scanned)::text AS lo, (SELECT count(*) FROM scanned)
   ARRAY(SELECT id FROM scanned
         WHERE strpos(lower(object_repr), ${needle}) > 0 OR strpos(lower(object_pk), ${needle}) > 0
         ORDER BY id DESC LIMIT ${limit + 1})::text[] AS ids`;
-  const { rows: [found] } = await db.query<{ lo: string | null; n: number; ids: string[] }>(prepared(q.text, q.values));
+  const { rows: [found] } = await db.query<{ lo: string | null; n: number; ids: string[] }>(readQuery(where, q.text, q.values));
   const ids = found?.ids ?? [];
   const scanned = found?.n ?? 0;
   const shown = ids.slice(0, limit);

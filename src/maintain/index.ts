@@ -164,15 +164,19 @@ export async function dropPartitions(client: ClientBase, schema: string, tree: L
   let total = 0;
   for (const d of drop) {
     const table = qualifiedLog(schema, d.name);
-    const { rows: [info] } = await client.query<{ n: string; ids: string[] }>(
-      `SELECT count(*)::text AS n,
-              coalesce(array_agg(id) FILTER (WHERE $1::xid8 IS NOT NULL AND txid >= $2::xid8 AND txid < $1::xid8), '{}') AS ids
-       FROM ${table}`, [sealing?.sealed_to ?? null, straddleFrom]);
-    total += Number(info!.n);
+    // Two queries, each with its index: the count reads an old (all-visible) partition's primary
+    // key only; the sealed ids of the straddling batch come through the txid index.
+    const { rows: [counted] } = await client.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${table}`);
+    const { rows: [sealed] } = sealing?.sealed_to
+      ? await client.query<{ ids: string[] }>(
+        `SELECT coalesce(array_agg(id), '{}') AS ids FROM ${table} WHERE txid >= $2::xid8 AND txid < $1::xid8`,
+        [sealing.sealed_to, straddleFrom])
+      : { rows: [{ ids: [] as string[] }] };
+    total += Number(counted!.n);
     await client.query(
       `INSERT INTO ${s}.dropped_range (reason, log_table, ts_from, ts_to, entries, retired_batch, ids)
        VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-      [reason, d.name, d.from, d.to, info!.n, retired, info!.ids]);
+      [reason, d.name, d.from, d.to, counted!.n, retired, sealed!.ids]);
     await client.query(`DROP TABLE ${table}`);
   }
   if (retired !== null) await client.query(`DELETE FROM ${s}.entry_seal WHERE batch <= $1::bigint`, [retired]);
