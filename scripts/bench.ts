@@ -1,6 +1,6 @@
 // `npm run bench`: what auditing costs, measured against no audit in the same run.
 //
-//   npm run bench [-- --database-url URL] [--large] [--reps 3] [--seconds 5]
+//   npm run bench [-- --database-url URL] [--large] [--reps 3] [--seconds 5] [--context]
 //
 // One 8-column table per variant in a fresh database: no audit; two reference triggers, the
 // floors the issue measured public audits against (a naive row trigger storing to_jsonb(OLD)
@@ -11,6 +11,9 @@
 // `--clients 2,8`), the round-trip overhead of withAuditSession(), and audit bytes on disk per
 // update entry. During the runs with 8 or more clients a side connection samples the wait
 // events of the writing backends every 10 ms (pg_stat_activity), printed per variant.
+// `--context`: each single-row transaction first sets what withAuditSession() and the
+// middleware set (actor, cid, client address, request data), in every variant, so the ratios
+// include what capture spends reading them (pgbench only).
 // Repetitions are interleaved (the variant order rotates), and each ratio is taken against the
 // baseline of the same repetition; the table shows medians with min–max.
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
@@ -72,6 +75,7 @@ const { values: args } = parseArgs({
     clients: { type: 'string', default: '2,8,16' },
     'skip-bulk': { type: 'boolean' },
     'skip-session': { type: 'boolean' },
+    context: { type: 'boolean' },
   },
 });
 const ROWS = args.large ? 1_000_000 : 100_000;
@@ -166,7 +170,14 @@ async function main(): Promise<void> {
         await client.query(`INSERT INTO ${TABLE[v]} SELECT i, i, i, 'c' || i, md5(i::text), i / 100.0, now(), true FROM generate_series(1, ${ROWS}) i`);
         await client.query(`VACUUM ANALYZE ${TABLE[v]}`);
       }
+      if (args.context && !pgbench) throw new Error('--context needs pgbench (apt-get install postgresql-client)');
       const dir = mkdtempSync(path.join(os.tmpdir(), 'auditlog-bench-'));
+      // What withAuditSession() sets, transaction-locally, before the write.
+      const withContext = (sql: string) => args.context
+        ? `BEGIN;\nSELECT set_config('auditlog.actor', 'user' || (:id % 1000), true), set_config('auditlog.cid', 'req-' || :id, true), `
+          + `set_config('auditlog.remote_addr', '203.0.113.9', true), set_config('auditlog.data', '{"method":"PUT","route":"/items/{id}"}', true);\n`
+          + `${sql};\nEND`
+        : sql;
       const sqlFor = (op: string, t: string) => op === 'update'
         ? `UPDATE ${t} SET b = b + 1 WHERE id = $1`
         : `INSERT INTO ${t} VALUES (nextval('${t}_ids'), 1, 2, 'c', 'd', 1.5, now(), true)`;
@@ -181,7 +192,7 @@ async function main(): Promise<void> {
               const sampler = clients >= SAMPLE_FROM ? await sampleWaits(url) : undefined;
               const lsn = await walLsn();
               const rate = pgbench
-                ? await runPgbench(pgbench, url, dir, sqlFor(op, TABLE[v]).replace('$1', ':id'), clients)
+                ? await runPgbench(pgbench, url, dir, withContext(sqlFor(op, TABLE[v]).replace('$1', ':id')), clients)
                 : await runNodeClients(url, sqlFor(op, TABLE[v]), clients);
               tps[key]![v].push(rate);
               const { rows: [wal] } = await client.query<{ bytes: string }>('SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1) AS bytes', [lsn]);
@@ -271,7 +282,8 @@ async function main(): Promise<void> {
     if (session.length > 0) lines.push('', `withAuditSession() round trip: ${fmt(median(session), 0)} µs per transaction vs ${fmt(median(plain), 0)} µs for BEGIN/UPDATE/COMMIT ` +
       `on the same pooled connection: +${fmt(median(overhead), 0)} µs (${fmt(Math.min(...overhead), 0)}–${fmt(Math.max(...overhead), 0)}): the context settings, sent with BEGIN in the same round trip.`);
     const pgbenchVersion = pgbench ? execFileSync(pgbench, ['--version'], { encoding: 'utf8' }).trim() : '';
-    lines.push(`single-row transactions: ${pgbench ? `${pgbenchVersion}, prepared statements` : 'Node clients (pgbench not found)'}, ${SECONDS} s per run.`);
+    lines.push(`single-row transactions: ${pgbench ? `${pgbenchVersion}, prepared statements` : 'Node clients (pgbench not found)'}, ${SECONDS} s per run` +
+      `${args.context ? '; each sets actor, cid, client address and request data first (--context)' : ''}.`);
     console.log(lines.join('\n'));
   } finally {
     await client.end();

@@ -20,6 +20,7 @@ import { applySecurity, ensureRoles } from '../security/roles';
 import { validateRoleOverrides } from '../security/options';
 import { dropStaleBound, planConversion, prepareConversion, BOUND_CONSTRAINT } from '../maintain/convert';
 import { ensurePartitions } from '../maintain';
+import { ensureLookupStatistics } from '../maintain/statistics';
 
 /** A config as written by the user, or one already validated. */
 export type ConfigInput = AuditConfig | NormalizedConfig;
@@ -211,6 +212,7 @@ export async function install(client: ClientBase, configInput: ConfigInput, opti
     for (const note of conversion.notes) log(`note: ${note}`);
     if (!config.partitioning && await dropStaleBound(client, config.schema)) log(`removed ${BOUND_CONSTRAINT} left by an unfinished conversion`);
     if (config.partitioning) await ensurePartitions(client, config.schema, config.partitioning, now, log);
+    for (const leaf of await ensureLookupStatistics(client, config.schema)) log(`analyzed ${quoteIdent(config.schema)}.${quoteIdent(leaf)} for its new lookup statistics`);
 
     const result: InstallResult = { migrationsApplied, installed: [], unchanged: [], pruned: [] };
     for (const t of p.tables) {

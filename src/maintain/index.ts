@@ -11,6 +11,7 @@ import { quoteIdent, quoteLiteral, type QualifiedName } from '../ident';
 import type { AuditConfig, MaintainOptions, MaintainResult } from '../interfaces';
 import { secureLogTable } from '../security/roles';
 import { dropStaleBound } from './convert';
+import { ensureLookupStatistics } from './statistics';
 import {
   ROOT, addPeriods, childrenOf, leavesOf, partitionName, periodStart, qualifiedLog, rangeNodes, readLogTree, tsLiteral,
   type LogNode, type LogTree,
@@ -251,6 +252,7 @@ export async function maintain(client: ClientBase, configInput: AuditConfig | No
       const made = await ensurePartitions(client, config.schema, partitioning, now, log);
       result.created.push(...made.created);
       result.moved += made.moved;
+      await ensureLookupStatistics(client, config.schema);
     });
     if (partitioning.retention) {
       const cutoff = retentionCutoff(now, partitioning.retention);
