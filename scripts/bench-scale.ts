@@ -18,6 +18,7 @@ import { getForObject, history, install, maintain, report } from '../src';
 import { validateConfig } from '../src/config/validate';
 import type { AuditConfig } from '../src/interfaces';
 import { ensurePartitions } from '../src/maintain';
+import { ensureLookupStatistics } from '../src/maintain/statistics';
 import { addPeriods, periodStart } from '../src/maintain/tree';
 import { openBenchDatabase } from './lib/bench-database';
 
@@ -79,6 +80,7 @@ async function main(): Promise<void> {
       for (let t = spanStart; t < now; t = addPeriods(t, INTERVAL, 1)) {
         await ensurePartitions(client, normalized.schema, { ...normalized.partitioning!, premake: 0 }, t);
       }
+      await ensureLookupStatistics(client, normalized.schema);
       await client.query('COMMIT');
     }
     console.log(`bench-scale: log ${INTERVAL ? `partitioned by ${INTERVAL}` : 'not partitioned'}; sizes ${SIZES.join(', ')}; ` +

@@ -20,7 +20,7 @@ import { applySecurity, ensureRoles } from '../security/roles';
 import { validateRoleOverrides } from '../security/options';
 import { dropStaleBound, planConversion, prepareConversion, BOUND_CONSTRAINT } from '../maintain/convert';
 import { ensurePartitions } from '../maintain';
-import { ensureLookupStatistics } from '../maintain/statistics';
+import { analyzeLeaves, ensureLookupStatistics } from '../maintain/statistics';
 
 /** A config as written by the user, or one already validated. */
 export type ConfigInput = AuditConfig | NormalizedConfig;
@@ -197,7 +197,8 @@ export async function install(client: ClientBase, configInput: ConfigInput, opti
     await dropStaleBound(client, config.schema).catch(() => undefined);
     throw err;
   }
-  return inTransaction(client, async () => {
+  let toAnalyze: string[] = [];
+  const done = await inTransaction(client, async () => {
     await lockSchema(client, config.schema);
     const p = await plan(client, config);
     const migrationsApplied = await applyMigrations(client, config.schema);
@@ -212,7 +213,7 @@ export async function install(client: ClientBase, configInput: ConfigInput, opti
     for (const note of conversion.notes) log(`note: ${note}`);
     if (!config.partitioning && await dropStaleBound(client, config.schema)) log(`removed ${BOUND_CONSTRAINT} left by an unfinished conversion`);
     if (config.partitioning) await ensurePartitions(client, config.schema, config.partitioning, now, log);
-    for (const leaf of await ensureLookupStatistics(client, config.schema)) log(`analyzed ${quoteIdent(config.schema)}.${quoteIdent(leaf)} for its new lookup statistics`);
+    toAnalyze = await ensureLookupStatistics(client, config.schema);
 
     const result: InstallResult = { migrationsApplied, installed: [], unchanged: [], pruned: [] };
     for (const t of p.tables) {
@@ -244,6 +245,8 @@ export async function install(client: ClientBase, configInput: ConfigInput, opti
     await dropStaleBound(client, config.schema).catch(() => undefined);
     throw err;
   });
+  await analyzeLeaves(client, config.schema, toAnalyze, log);
+  return done;
 }
 
 /** The SQL `install` would run, for review; reads the catalog, writes nothing. */

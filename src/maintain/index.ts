@@ -11,7 +11,7 @@ import { quoteIdent, quoteLiteral, type QualifiedName } from '../ident';
 import type { AuditConfig, MaintainOptions, MaintainResult } from '../interfaces';
 import { secureLogTable } from '../security/roles';
 import { dropStaleBound } from './convert';
-import { ensureLookupStatistics } from './statistics';
+import { analyzeLeaves, ensureLookupStatistics } from './statistics';
 import {
   ROOT, addPeriods, childrenOf, leavesOf, partitionName, periodStart, qualifiedLog, rangeNodes, readLogTree, tsLiteral,
   type LogNode, type LogTree,
@@ -248,12 +248,14 @@ export async function maintain(client: ClientBase, configInput: AuditConfig | No
       log('the config has no "partitioning": nothing to maintain');
       return result;
     }
+    let toAnalyze: string[] = [];
     await step('create partitions', async () => {
       const made = await ensurePartitions(client, config.schema, partitioning, now, log);
       result.created.push(...made.created);
       result.moved += made.moved;
-      await ensureLookupStatistics(client, config.schema);
+      toAnalyze = await ensureLookupStatistics(client, config.schema);
     });
+    await analyzeLeaves(client, config.schema, toAnalyze, log);
     if (partitioning.retention) {
       const cutoff = retentionCutoff(now, partitioning.retention);
       const candidates = partitionsBefore(await readLogTree(client, config.schema), cutoff);

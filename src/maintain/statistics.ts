@@ -16,11 +16,12 @@ const LOOKUP_EXPRESSIONS: Array<[string, string]> = [
 
 /**
  * Creates the missing statistics objects on every leaf of the log, in the caller's
- * transaction, and analyzes a leaf that already holds entries so the planner has them at once
- * (a new, empty partition gets them from autovacuum). Returns the leaves analyzed.
+ * transaction. Returns the leaves that got one and already hold entries: give them to
+ * analyzeLeaves() after the transaction (autovacuum may never analyze an old partition again,
+ * and a new, empty one gets its statistics from autovacuum as it fills).
  */
 export async function ensureLookupStatistics(client: ClientBase, schema: string): Promise<string[]> {
-  const analyzed: string[] = [];
+  const toAnalyze: string[] = [];
   for (const leaf of leavesOf(await readLogTree(client, schema))) {
     const table = qualifiedLog(schema, leaf.name);
     // What the leaf has, by expression (a renamed leaf, such as log_entry_legacy, keeps its own).
@@ -37,10 +38,20 @@ export async function ensureLookupStatistics(client: ClientBase, schema: string)
       await client.query(`CREATE STATISTICS IF NOT EXISTS ${quoteIdent(schema)}.${quoteIdent(name)} ON (${expression}) FROM ${table}`);
       created = true;
     }
-    if (created && have.pages > 0) {
-      await client.query(`ANALYZE ${table}`);
-      analyzed.push(leaf.name);
-    }
+    if (created && have.pages > 0) toAnalyze.push(leaf.name);
   }
-  return analyzed;
+  return toAnalyze;
+}
+
+/**
+ * ANALYZE of each leaf, one statement each, outside the transaction that made the statistics:
+ * it samples the leaf (seconds on a big one), and must not hold install's or maintain's locks
+ * meanwhile. It takes a lock that writers do not wait for.
+ */
+export async function analyzeLeaves(client: ClientBase, schema: string, leaves: string[], log: (line: string) => void): Promise<void> {
+  for (const leaf of leaves) {
+    const start = Date.now();
+    await client.query(`ANALYZE ${qualifiedLog(schema, leaf)}`);
+    log(`analyzed ${qualifiedLog(schema, leaf)} for its new lookup statistics (${((Date.now() - start) / 1000).toFixed(1)} s)`);
+  }
 }
