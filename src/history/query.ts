@@ -54,15 +54,21 @@ export function parseCursor(cursor: string | null | undefined): Cursor | null {
 }
 
 /**
- * A read of the log as a prepared statement, except when a table is the only selective filter:
- * whether its `(table_name, id)` index or the primary key is the fast way depends on how
- * much of the log that table is, which only a plan made for the value knows (a generic plan
- * walks the whole log backwards for a rare table). Those are planned on every call.
+ * A read of the log as a prepared statement, except where only a plan made for the values is
+ * good, and those are planned on every call:
+ * - a table as the only selective filter: whether its `(table_name, id)` index or the primary
+ *   key is the fast way depends on how much of the log that table is (a generic plan walks the
+ *   whole log backwards for a rare table);
+ * - a time bound: a plan for the values prunes a partitioned log to the partitions the window
+ *   covers before planning them, so it is cheap to make, while a generic plan is costed for
+ *   every partition and came out parallel (on 50,000,000 entries, a one-minute window took
+ *   363 ms starting workers instead of 5 ms).
  */
 export function readQuery(query: HistoryQuery, text: string, values: unknown[], parsers?: CustomTypesConfig): QueryConfig {
   const tableOnly = query.table !== undefined && query.objectPk === undefined && query.objectPks === undefined
     && query.actor === undefined && query.cid === undefined && query.txid === undefined;
-  return tableOnly ? { text, values, ...(parsers ? { types: parsers } : {}) } : prepared(text, values, parsers);
+  const timeBound = query.since !== undefined || query.until !== undefined;
+  return tableOnly || timeBound ? { text, values, ...(parsers ? { types: parsers } : {}) } : prepared(text, values, parsers);
 }
 
 /** A closed time window and no filter with an index of its own: bound the ids first. */

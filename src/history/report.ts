@@ -19,13 +19,14 @@ export async function report(db: Db, options: ReportOptions = {}): Promise<Audit
   if (since > until) throw invalid('since must not be after until');
   const { rows } = await db.query<{
     table_schema: string | null; table_name: string | null; action: string | null; actor: string | null; g: number; n: string;
-  }>(prepared(
+  }>(
+    // Planned for its bounds on every call, not prepared: see readQuery() in ./query.
     `SELECT table_schema, table_name, action, actor, GROUPING(table_schema, table_name, action, actor) AS g, count(*) AS n
      FROM ${schema}.log_entry
      WHERE ts >= $1::timestamptz AND ts < $2::timestamptz
      GROUP BY GROUPING SETS ((table_schema, table_name), (action), (actor), ())`,
     [sinceText, untilText],
-  ));
+  );
   const out: AuditReport = { since, until, total: 0, byTable: [], byAction: [], byActor: [] };
   for (const r of rows) {
     const count = Number(r.n);

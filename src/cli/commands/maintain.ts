@@ -11,7 +11,8 @@ export const maintainCommand: Command = {
 For a log with "partitioning" in the config: creates the partitions of the current period and
 the next ones ("premake"), moves entries that a default partition caught into partitions of
 their own, and with "retention" drops every partition whose entries are all older than it
-(recorded in dropped_range and as a "retention" entry). Idempotent; run it from cron every few
+(recorded in dropped_range and as a "retention" entry). Gives new partitions the statistics
+the actor and correlation-id lookups plan by. Idempotent; run it from cron every few
 minutes. One run at a time per audit schema (an advisory lock); a step whose lock on the log
 is not granted within --lock-timeout is left to the next run (exit code 0, reported).
 
