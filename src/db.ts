@@ -59,7 +59,12 @@ export const exactJsonTypes: CustomTypesConfig = {
  * that cannot keep prepared statements (PgBouncer before 1.21 in transaction mode).
  */
 export function prepared(text: string, values: unknown[], parsers?: CustomTypesConfig): QueryConfig {
-  const config: QueryConfig = { text, values, ...(parsers ? { types: parsers } : {}) };
+  const config = unnamed(text, values, parsers);
   if (/^(off|false|0|no)$/i.test(process.env.AUDITLOG_PREPARED_STATEMENTS ?? '')) return config;
   return { ...config, name: `auditlog_${createHash('sha1').update(text).digest('hex').slice(0, 24)}` };
+}
+
+/** The same read sent unnamed: planned for its values on every call. */
+export function unnamed(text: string, values: unknown[], parsers?: CustomTypesConfig): QueryConfig {
+  return { text, values, ...(parsers ? { types: parsers } : {}) };
 }

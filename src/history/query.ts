@@ -6,7 +6,7 @@
 import type { CustomTypesConfig, QueryConfig } from 'pg';
 import type { HistoryOptions, HistoryPage, HistoryQuery, LogEntry, ObjectKey } from '../interfaces';
 import sql, { join, raw, type Sql } from 'sql-template-tag';
-import { exactJsonTypes, prepared } from '../db';
+import { exactJsonTypes, prepared, unnamed } from '../db';
 import { invalid, LOG_ENTRY_COLUMNS, objectPkIn, parseInstant, parseTable, schemaOf, type Db } from './common';
 import { withCanonicalKeys } from './keys';
 
@@ -68,7 +68,7 @@ export function readQuery(query: HistoryQuery, text: string, values: unknown[], 
   const tableOnly = query.table !== undefined && query.objectPk === undefined && query.objectPks === undefined
     && query.actor === undefined && query.cid === undefined && query.txid === undefined;
   const timeBound = query.since !== undefined || query.until !== undefined;
-  return tableOnly || timeBound ? { text, values, ...(parsers ? { types: parsers } : {}) } : prepared(text, values, parsers);
+  return tableOnly || timeBound ? unnamed(text, values, parsers) : prepared(text, values, parsers);
 }
 
 /** A closed time window and no filter with an index of its own: bound the ids first. */
