@@ -239,6 +239,25 @@ test('malformed context settings never fail the write', async () => {
   expect(e).toMatchObject({ remote_addr: null, additional_data: '{oops' });
 });
 
+test.each([
+  ['a valid address beside data that is not JSON', '10.9.8.7', '{oops', '10.9.8.7', '{oops'],
+  ['an address that is not one beside valid data', 'not-an-ip', '{"route": "/x"}', null, { route: '/x' }],
+  ['both valid', '2001:db8::7', '[1, "a"]', '2001:db8::7', [1, 'a']],
+  ['only data', '', '"just text"', null, 'just text'],
+])('context: %s is stored as each value allows, in one write and the next', async (_case, addr, data, storedAddr, storedData) => {
+  await db.withClient(async (c) => {
+    await c.query('BEGIN');
+    await c.query(`SELECT set_config('auditlog.remote_addr', $1, true), set_config('auditlog.data', $2, true)`, [addr, data]);
+    await c.query(`INSERT INTO users (email) VALUES ('ctx-1@example.com')`);
+    await c.query(`UPDATE users SET email = 'ctx-2@example.com' WHERE email = 'ctx-1@example.com'`);
+    await c.query('COMMIT');
+  });
+  const entries = await db.entries();
+  expect(entries.map((e) => [e.action, e.remote_addr, e.additional_data])).toEqual([
+    ['insert', storedAddr, storedData], ['update', storedAddr, storedData],
+  ]);
+});
+
 test('a rolled-back write leaves no entry', async () => {
   await db.withClient(async (c) => {
     await c.query('BEGIN');

@@ -151,9 +151,10 @@ const LOG_COLUMNS = [
   ' actor, cid, remote_addr, db_user, application_name, additional_data, tenant_id)',
 ];
 
-/** The context, from transaction-local settings set by withAuditSession(). */
+const setting = (name: string) => `NULLIF(current_setting(${quoteLiteral(`auditlog.${name}`)}, true), '')`;
+
+/** The context, from transaction-local settings set by withAuditSession(), as expressions. */
 function contextExpressions(auditSchema: string): Array<[string, string, string]> {
-  const setting = (name: string) => `NULLIF(current_setting(${quoteLiteral(`auditlog.${name}`)}, true), '')`;
   const schema = quoteIdent(auditSchema);
   return [
     ['ctx_actor', 'text', setting('actor')],
@@ -163,6 +164,42 @@ function contextExpressions(auditSchema: string): Array<[string, string, string]
     ['ctx_application_name', 'text', `NULLIF(current_setting('application_name'), '')`],
     ['ctx_data', 'jsonb', `${schema}.try_jsonb(${setting('data')})`],
     ['ctx_tenant', 'text', setting('tenant')],
+  ];
+}
+
+/**
+ * In a capture function, the two settings that must be parsed (client address, request data)
+ * are read as text into raw_remote_addr / raw_data and converted by contextConversion(); the
+ * others are plain expressions. `declareAll` (statement mode) declares every ctx_ variable,
+ * read once per statement; row mode reads the plain ones in its INSERT instead.
+ */
+function contextDeclarations(auditSchema: string, declareAll: boolean): string[] {
+  return contextExpressions(auditSchema).flatMap(([name, type, expr]): string[] => {
+    if (name === 'ctx_remote_addr') return ['  raw_remote_addr text := ' + setting('remote_addr') + ';', '  ctx_remote_addr inet;'];
+    if (name === 'ctx_data') return ['  raw_data text := ' + setting('data') + ';', '  ctx_data jsonb;'];
+    return declareAll ? [`  ${name} ${type} := ${expr};`] : [];
+  });
+}
+
+/**
+ * Both casts in one subtransaction: try_inet() and try_jsonb() each start one of their own and
+ * run with their own search_path, which cost about 53,000 instructions per statement; this
+ * block about 10,000, and nothing when neither is set. A value that does not parse must never
+ * fail the write: then each is converted alone (an address that is not one is NULL, data that
+ * is not JSON is kept as a JSON string).
+ */
+function contextConversion(auditSchema: string): string[] {
+  const schema = quoteIdent(auditSchema);
+  return [
+    '  IF raw_remote_addr IS NOT NULL OR raw_data IS NOT NULL THEN',
+    '    BEGIN',
+    '      ctx_remote_addr := raw_remote_addr::inet;',
+    '      ctx_data := raw_data::jsonb;',
+    '    EXCEPTION WHEN others THEN',
+    `      ctx_remote_addr := ${schema}.try_inet(raw_remote_addr);`,
+    `      ctx_data := ${schema}.try_jsonb(raw_data);`,
+    '    END;',
+    '  END IF;',
   ];
 }
 
@@ -259,7 +296,7 @@ function rowBody(auditSchema: string, plan: TablePlan): string {
   const values = [
     ...tableIdentity(plan),
     'row_pk', 'row_repr', 'lower(TG_OP)', 'diff', 'row_snapshot',
-    ...contextExpressions(auditSchema).map(([, , expr]) => expr),
+    ...contextExpressions(auditSchema).map(([name, , expr]) => (name === 'ctx_remote_addr' || name === 'ctx_data' ? name : expr)),
   ];
   return [
     'DECLARE',
@@ -267,8 +304,10 @@ function rowBody(auditSchema: string, plan: TablePlan): string {
     '  row_pk text;',
     '  row_repr text;',
     '  row_snapshot jsonb;',
+    ...contextDeclarations(auditSchema, false),
     'BEGIN',
     bypassCheck(auditSchema, plan),
+    ...contextConversion(auditSchema),
     ...branches,
     '',
     `  INSERT INTO ${quoteIdent(auditSchema)}.log_entry`,
@@ -333,7 +372,9 @@ function statementBody(auditSchema: string, plan: TablePlan): string {
       // set-up is most of the statement's cost. None: nothing to write. (Plain tables only:
       // their transition tables always hold as many old images as new ones.)
       branch('UPDATE', [
-        '    SELECT count(*) INTO entry_count FROM (SELECT FROM old_rows LIMIT 2) AS two;',
+        // (PERFORM sets ROW_COUNT: 0, 1 or 2, without the aggregate a count(*) would start.)
+        '    PERFORM FROM old_rows LIMIT 2;',
+        '    GET DIAGNOSTICS entry_count = ROW_COUNT;',
         '    IF entry_count = 0 THEN',
         '      RETURN NULL;',
         '    ELSIF entry_count = 1 THEN',
@@ -372,11 +413,11 @@ function statementBody(auditSchema: string, plan: TablePlan): string {
     '#variable_conflict use_variable',
     'DECLARE',
     '  -- The context, read once per statement.',
-    ...ctx.map(([name, type, expr]) => `  ${name} ${type} := ${expr};`),
+    ...contextDeclarations(auditSchema, true),
     `  entry_count bigint${plan.partitioned ? ' := 0' : ''};`,
   ];
   if (!plan.partitioned) {
-    return [...declarations, 'BEGIN', bypassCheck(auditSchema, plan), ...branches,
+    return [...declarations, 'BEGIN', bypassCheck(auditSchema, plan), ...contextConversion(auditSchema), ...branches,
       ...notifyCheck(auditSchema, plan), ...unattributedCheck(plan, 'statement'), '  RETURN NULL;', 'END', ''].join('\n');
   }
   return [
@@ -396,6 +437,7 @@ function statementBody(auditSchema: string, plan: TablePlan): string {
     '  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace',
     '  WHERE c.oid = coalesce(pg_partition_root(TG_RELID), TG_RELID);',
     bypassCheck(auditSchema, plan),
+    ...contextConversion(auditSchema),
     ...branches,
     ...notifyCheck(auditSchema, plan),
     ...unattributedCheck(plan, 'statement'),

@@ -15,10 +15,12 @@ DECLARE
   -- The context, read once per statement.
   ctx_actor text := NULLIF(current_setting('auditlog.actor', true), '');
   ctx_cid text := NULLIF(current_setting('auditlog.cid', true), '');
-  ctx_remote_addr inet := "auditlog".try_inet(NULLIF(current_setting('auditlog.remote_addr', true), ''));
+  raw_remote_addr text := NULLIF(current_setting('auditlog.remote_addr', true), '');
+  ctx_remote_addr inet;
   ctx_db_user text := "auditlog".invoking_user();
   ctx_application_name text := NULLIF(current_setting('application_name'), '');
-  ctx_data jsonb := "auditlog".try_jsonb(NULLIF(current_setting('auditlog.data', true), ''));
+  raw_data text := NULLIF(current_setting('auditlog.data', true), '');
+  ctx_data jsonb;
   ctx_tenant text := NULLIF(current_setting('auditlog.tenant', true), '');
   entry_count bigint := 0;
   row_count bigint;
@@ -36,6 +38,15 @@ BEGIN
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   WHERE c.oid = coalesce(pg_partition_root(TG_RELID), TG_RELID);
   IF "auditlog".capture_disabled(tbl_schema, tbl_name) THEN RETURN NULL; END IF;
+  IF raw_remote_addr IS NOT NULL OR raw_data IS NOT NULL THEN
+    BEGIN
+      ctx_remote_addr := raw_remote_addr::inet;
+      ctx_data := raw_data::jsonb;
+    EXCEPTION WHEN others THEN
+      ctx_remote_addr := "auditlog".try_inet(raw_remote_addr);
+      ctx_data := "auditlog".try_jsonb(raw_data);
+    END;
+  END IF;
   IF TG_OP = 'INSERT' THEN
     INSERT INTO "auditlog".log_entry
       (table_schema, table_name, object_pk, object_repr, action, changes, snapshot,
@@ -207,12 +218,12 @@ CREATE TRIGGER "auditlog_truncate_end_415fdfa0"
   AFTER TRUNCATE ON "public"."orders"
   FOR EACH STATEMENT EXECUTE FUNCTION "auditlog"."capture_public_orders_b2852c9f"();
 
-COMMENT ON FUNCTION "auditlog"."capture_public_orders_b2852c9f"() IS 'pg-auditlog 35b24a5f59ee';
-COMMENT ON TRIGGER "auditlog_insert_415fdfa0" ON "public"."orders" IS 'pg-auditlog 35b24a5f59ee';
-COMMENT ON TRIGGER "auditlog_update_415fdfa0" ON "public"."orders" IS 'pg-auditlog 35b24a5f59ee';
-COMMENT ON TRIGGER "auditlog_delete_415fdfa0" ON "public"."orders" IS 'pg-auditlog 35b24a5f59ee';
-COMMENT ON TRIGGER "auditlog_truncate_415fdfa0" ON "public"."orders" IS 'pg-auditlog 35b24a5f59ee';
-COMMENT ON TRIGGER "auditlog_truncate_end_415fdfa0" ON "public"."orders" IS 'pg-auditlog 35b24a5f59ee';
+COMMENT ON FUNCTION "auditlog"."capture_public_orders_b2852c9f"() IS 'pg-auditlog 6d7dcf9bf50e';
+COMMENT ON TRIGGER "auditlog_insert_415fdfa0" ON "public"."orders" IS 'pg-auditlog 6d7dcf9bf50e';
+COMMENT ON TRIGGER "auditlog_update_415fdfa0" ON "public"."orders" IS 'pg-auditlog 6d7dcf9bf50e';
+COMMENT ON TRIGGER "auditlog_delete_415fdfa0" ON "public"."orders" IS 'pg-auditlog 6d7dcf9bf50e';
+COMMENT ON TRIGGER "auditlog_truncate_415fdfa0" ON "public"."orders" IS 'pg-auditlog 6d7dcf9bf50e';
+COMMENT ON TRIGGER "auditlog_truncate_end_415fdfa0" ON "public"."orders" IS 'pg-auditlog 6d7dcf9bf50e';
 
 -- partition public.orders_eu: writes aimed at it are logged as public.orders
 
@@ -239,15 +250,15 @@ CREATE TRIGGER "auditlog_truncate_end_415fdfa0"
   AFTER TRUNCATE ON "public"."orders_eu"
   FOR EACH STATEMENT EXECUTE FUNCTION "auditlog"."capture_public_orders_b2852c9f"();
 
-COMMENT ON TRIGGER "auditlog_insert_415fdfa0" ON "public"."orders_eu" IS 'pg-auditlog 35b24a5f59ee';
+COMMENT ON TRIGGER "auditlog_insert_415fdfa0" ON "public"."orders_eu" IS 'pg-auditlog 6d7dcf9bf50e';
 
-COMMENT ON TRIGGER "auditlog_update_415fdfa0" ON "public"."orders_eu" IS 'pg-auditlog 35b24a5f59ee';
+COMMENT ON TRIGGER "auditlog_update_415fdfa0" ON "public"."orders_eu" IS 'pg-auditlog 6d7dcf9bf50e';
 
-COMMENT ON TRIGGER "auditlog_delete_415fdfa0" ON "public"."orders_eu" IS 'pg-auditlog 35b24a5f59ee';
+COMMENT ON TRIGGER "auditlog_delete_415fdfa0" ON "public"."orders_eu" IS 'pg-auditlog 6d7dcf9bf50e';
 
-COMMENT ON TRIGGER "auditlog_truncate_415fdfa0" ON "public"."orders_eu" IS 'pg-auditlog 35b24a5f59ee';
+COMMENT ON TRIGGER "auditlog_truncate_415fdfa0" ON "public"."orders_eu" IS 'pg-auditlog 6d7dcf9bf50e';
 
-COMMENT ON TRIGGER "auditlog_truncate_end_415fdfa0" ON "public"."orders_eu" IS 'pg-auditlog 35b24a5f59ee';
+COMMENT ON TRIGGER "auditlog_truncate_end_415fdfa0" ON "public"."orders_eu" IS 'pg-auditlog 6d7dcf9bf50e';
 
 -- partition public.orders_us: writes aimed at it are logged as public.orders
 
@@ -274,12 +285,12 @@ CREATE TRIGGER "auditlog_truncate_end_415fdfa0"
   AFTER TRUNCATE ON "public"."orders_us"
   FOR EACH STATEMENT EXECUTE FUNCTION "auditlog"."capture_public_orders_b2852c9f"();
 
-COMMENT ON TRIGGER "auditlog_insert_415fdfa0" ON "public"."orders_us" IS 'pg-auditlog 35b24a5f59ee';
+COMMENT ON TRIGGER "auditlog_insert_415fdfa0" ON "public"."orders_us" IS 'pg-auditlog 6d7dcf9bf50e';
 
-COMMENT ON TRIGGER "auditlog_update_415fdfa0" ON "public"."orders_us" IS 'pg-auditlog 35b24a5f59ee';
+COMMENT ON TRIGGER "auditlog_update_415fdfa0" ON "public"."orders_us" IS 'pg-auditlog 6d7dcf9bf50e';
 
-COMMENT ON TRIGGER "auditlog_delete_415fdfa0" ON "public"."orders_us" IS 'pg-auditlog 35b24a5f59ee';
+COMMENT ON TRIGGER "auditlog_delete_415fdfa0" ON "public"."orders_us" IS 'pg-auditlog 6d7dcf9bf50e';
 
-COMMENT ON TRIGGER "auditlog_truncate_415fdfa0" ON "public"."orders_us" IS 'pg-auditlog 35b24a5f59ee';
+COMMENT ON TRIGGER "auditlog_truncate_415fdfa0" ON "public"."orders_us" IS 'pg-auditlog 6d7dcf9bf50e';
 
-COMMENT ON TRIGGER "auditlog_truncate_end_415fdfa0" ON "public"."orders_us" IS 'pg-auditlog 35b24a5f59ee';
+COMMENT ON TRIGGER "auditlog_truncate_end_415fdfa0" ON "public"."orders_us" IS 'pg-auditlog 6d7dcf9bf50e';

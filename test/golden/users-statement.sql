@@ -15,14 +15,25 @@ DECLARE
   -- The context, read once per statement.
   ctx_actor text := NULLIF(current_setting('auditlog.actor', true), '');
   ctx_cid text := NULLIF(current_setting('auditlog.cid', true), '');
-  ctx_remote_addr inet := "auditlog".try_inet(NULLIF(current_setting('auditlog.remote_addr', true), ''));
+  raw_remote_addr text := NULLIF(current_setting('auditlog.remote_addr', true), '');
+  ctx_remote_addr inet;
   ctx_db_user text := "auditlog".invoking_user();
   ctx_application_name text := NULLIF(current_setting('application_name'), '');
-  ctx_data jsonb := "auditlog".try_jsonb(NULLIF(current_setting('auditlog.data', true), ''));
+  raw_data text := NULLIF(current_setting('auditlog.data', true), '');
+  ctx_data jsonb;
   ctx_tenant text := NULLIF(current_setting('auditlog.tenant', true), '');
   entry_count bigint;
 BEGIN
   IF "auditlog".capture_disabled(TG_TABLE_SCHEMA, TG_TABLE_NAME) THEN RETURN NULL; END IF;
+  IF raw_remote_addr IS NOT NULL OR raw_data IS NOT NULL THEN
+    BEGIN
+      ctx_remote_addr := raw_remote_addr::inet;
+      ctx_data := raw_data::jsonb;
+    EXCEPTION WHEN others THEN
+      ctx_remote_addr := "auditlog".try_inet(raw_remote_addr);
+      ctx_data := "auditlog".try_jsonb(raw_data);
+    END;
+  END IF;
   IF TG_OP = 'INSERT' THEN
     INSERT INTO "auditlog".log_entry
       (table_schema, table_name, object_pk, object_repr, action, changes, snapshot,
@@ -41,7 +52,8 @@ BEGIN
            ctx_actor, ctx_cid, ctx_remote_addr, ctx_db_user, ctx_application_name, ctx_data, ctx_tenant
     FROM new_rows n;
   ELSIF TG_OP = 'UPDATE' THEN
-    SELECT count(*) INTO entry_count FROM (SELECT FROM old_rows LIMIT 2) AS two;
+    PERFORM FROM old_rows LIMIT 2;
+    GET DIAGNOSTICS entry_count = ROW_COUNT;
     IF entry_count = 0 THEN
       RETURN NULL;
     ELSIF entry_count = 1 THEN
@@ -156,8 +168,8 @@ CREATE TRIGGER "auditlog_truncate_18f965ef"
   AFTER TRUNCATE ON "public"."users"
   FOR EACH STATEMENT EXECUTE FUNCTION "auditlog"."capture_public_users_14447575"();
 
-COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog c26441496cf8';
-COMMENT ON TRIGGER "auditlog_insert_18f965ef" ON "public"."users" IS 'pg-auditlog c26441496cf8';
-COMMENT ON TRIGGER "auditlog_update_18f965ef" ON "public"."users" IS 'pg-auditlog c26441496cf8';
-COMMENT ON TRIGGER "auditlog_delete_18f965ef" ON "public"."users" IS 'pg-auditlog c26441496cf8';
-COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog c26441496cf8';
+COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog 100346c8e767';
+COMMENT ON TRIGGER "auditlog_insert_18f965ef" ON "public"."users" IS 'pg-auditlog 100346c8e767';
+COMMENT ON TRIGGER "auditlog_update_18f965ef" ON "public"."users" IS 'pg-auditlog 100346c8e767';
+COMMENT ON TRIGGER "auditlog_delete_18f965ef" ON "public"."users" IS 'pg-auditlog 100346c8e767';
+COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog 100346c8e767';

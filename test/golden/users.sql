@@ -13,8 +13,21 @@ DECLARE
   row_pk text;
   row_repr text;
   row_snapshot jsonb;
+  raw_remote_addr text := NULLIF(current_setting('auditlog.remote_addr', true), '');
+  ctx_remote_addr inet;
+  raw_data text := NULLIF(current_setting('auditlog.data', true), '');
+  ctx_data jsonb;
 BEGIN
   IF "auditlog".capture_disabled(TG_TABLE_SCHEMA, TG_TABLE_NAME) THEN RETURN NULL; END IF;
+  IF raw_remote_addr IS NOT NULL OR raw_data IS NOT NULL THEN
+    BEGIN
+      ctx_remote_addr := raw_remote_addr::inet;
+      ctx_data := raw_data::jsonb;
+    EXCEPTION WHEN others THEN
+      ctx_remote_addr := "auditlog".try_inet(raw_remote_addr);
+      ctx_data := "auditlog".try_jsonb(raw_data);
+    END;
+  END IF;
   IF TG_OP = 'INSERT' THEN
     diff := jsonb_build_object(
         'id', jsonb_build_array(NULL, NEW."id"),
@@ -81,10 +94,10 @@ BEGIN
           row_snapshot,
           NULLIF(current_setting('auditlog.actor', true), ''),
           NULLIF(current_setting('auditlog.cid', true), ''),
-          "auditlog".try_inet(NULLIF(current_setting('auditlog.remote_addr', true), '')),
+          ctx_remote_addr,
           "auditlog".invoking_user(),
           NULLIF(current_setting('application_name'), ''),
-          "auditlog".try_jsonb(NULLIF(current_setting('auditlog.data', true), '')),
+          ctx_data,
           NULLIF(current_setting('auditlog.tenant', true), ''));
   IF "auditlog".notify_turn('auditlog') THEN
     PERFORM "auditlog".notify_entries(lastval(), 1, TG_TABLE_SCHEMA, TG_TABLE_NAME, lower(TG_OP));
@@ -101,6 +114,6 @@ CREATE TRIGGER "auditlog_truncate_18f965ef"
   AFTER TRUNCATE ON "public"."users"
   FOR EACH STATEMENT EXECUTE FUNCTION "auditlog"."capture_public_users_14447575"();
 
-COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog 8ef634933279';
-COMMENT ON TRIGGER "auditlog_row_18f965ef" ON "public"."users" IS 'pg-auditlog 8ef634933279';
-COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog 8ef634933279';
+COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog 5648bac36e2b';
+COMMENT ON TRIGGER "auditlog_row_18f965ef" ON "public"."users" IS 'pg-auditlog 5648bac36e2b';
+COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog 5648bac36e2b';
