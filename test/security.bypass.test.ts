@@ -81,6 +81,29 @@ test('on a pooled connection the switch ends with the transaction: the next one 
   ]);
 });
 
+test('the record that a bypass entry was written rolls back with it, cannot be forged, and does not pile up', async () => {
+  for (let i = 0; i < 3; i++) {
+    await asRole(db, importer, (c) => withAuditSession(c, { disable: true }, async () => {
+      await c.query('SAVEPOINT s');
+      await c.query(`INSERT INTO items (name) VALUES ('undone')`);
+      await c.query('ROLLBACK TO SAVEPOINT s');
+      // The entry went with the savepoint: the next statement writes it again.
+      await c.query(`INSERT INTO items (name) VALUES ('kept')`);
+      await c.query(`INSERT INTO items (name) VALUES ('kept too')`);
+    }));
+  }
+  expect((await db.entries()).map((e) => e.action)).toEqual(['bypass', 'bypass', 'bypass']);
+  // Marking a transaction's bypass as recorded would switch capture off without a trace.
+  await asRole(db, importer, async (c) => {
+    await c.query('BEGIN');
+    await expect(c.query(`INSERT INTO auditlog.bypass_recorded (action) VALUES ('bypass')`)).rejects.toMatchObject({ code: '42501' });
+    await c.query('ROLLBACK');
+  });
+  // Each new record removes those of transactions that have ended: at most the last one is left.
+  const [{ n }] = await db.sql('SELECT count(*)::int AS n FROM auditlog.bypass_recorded');
+  expect(n).toBeLessThanOrEqual(1);
+});
+
 test('a rolled-back bypass leaves nothing; disable must be a boolean', async () => {
   await asRole(db, importer, async (c) => {
     await expect(withAuditSession(c, { disable: true }, async () => {
