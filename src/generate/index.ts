@@ -146,6 +146,22 @@ function diffExpression(plan: TablePlan, before: string, after: string, indent: 
   ).join(` ||\n${indent}`);
 }
 
+/**
+ * Only the changed columns, built in PL/pgSQL into `diff` (row mode, and statement mode's
+ * one-row UPDATE); returns NULL when no tracked column changed.
+ */
+function diffStatements(plan: TablePlan, before: string, after: string, indent: string): string[] {
+  const lines = [`${indent}diff := '{}'::jsonb;`];
+  for (const c of plan.columns) {
+    lines.push(
+      `${indent}IF ${changed(before, after, c)} THEN`,
+      `${indent}  diff := diff || jsonb_build_object(${quoteLiteral(c.name)}, ${pair(valueOf(before, c), valueOf(after, c))});`,
+      `${indent}END IF;`,
+    );
+  }
+  return [...lines, `${indent}IF diff = '{}'::jsonb THEN`, `${indent}  RETURN NULL;  -- no tracked column changed: no entry`, `${indent}END IF;`];
+}
+
 const LOG_COLUMNS = [
   '(table_schema, table_name, object_pk, object_repr, action, changes, snapshot,',
   ' actor, cid, remote_addr, db_user, application_name, additional_data, tenant_id)',
@@ -275,18 +291,7 @@ function rowBody(auditSchema: string, plan: TablePlan): string {
   if (plan.actions.includes('insert')) {
     branch('INSERT', [`    diff := ${wholeRow(plan, 'NEW', 'insert', '      ')};`, ...identify('NEW')]);
   }
-  if (plan.actions.includes('update')) {
-    const lines = [`    diff := '{}'::jsonb;`];
-    for (const c of plan.columns) {
-      lines.push(
-        `    IF ${changed('OLD', 'NEW', c)} THEN`,
-        `      diff := diff || jsonb_build_object(${quoteLiteral(c.name)}, ${pair(valueOf('OLD', c), valueOf('NEW', c))});`,
-        '    END IF;',
-      );
-    }
-    lines.push(`    IF diff = '{}'::jsonb THEN`, '      RETURN NULL;  -- no tracked column changed: no entry', '    END IF;', ...identify('NEW'));
-    branch('UPDATE', lines);
-  }
+  if (plan.actions.includes('update')) branch('UPDATE', [...diffStatements(plan, 'OLD', 'NEW', '    '), ...identify('NEW')]);
   if (plan.actions.includes('delete')) {
     branch('DELETE', [`    diff := ${wholeRow(plan, 'OLD', 'delete', '      ')};`, ...identify('OLD')]);
   }
@@ -367,10 +372,11 @@ function statementBody(auditSchema: string, plan: TablePlan): string {
       ...counted,
     ];
     if (!plan.partitioned) {
-      // Most UPDATEs change one row. Its old and new images need no pairing: the same entry is
-      // written from the one-row join, without the window functions and the hash join, whose
-      // set-up is most of the statement's cost. None: nothing to write. (Plain tables only:
-      // their transition tables always hold as many old images as new ones.)
+      // Most UPDATEs change one row. Its old and new images need no pairing: they are read into
+      // two records and the entry is built as row mode builds it, without the window functions,
+      // the join and the comparisons in its condition, whose set-up is most of the statement's
+      // cost. None: nothing to write. (Plain tables only: their transition tables always hold
+      // as many old images as new ones.)
       branch('UPDATE', [
         // (PERFORM sets ROW_COUNT: 0, 1 or 2, without the aggregate a count(*) would start.)
         '    PERFORM FROM old_rows LIMIT 2;',
@@ -378,11 +384,14 @@ function statementBody(auditSchema: string, plan: TablePlan): string {
         '    IF entry_count = 0 THEN',
         '      RETURN NULL;',
         '    ELSIF entry_count = 1 THEN',
+        '      SELECT * INTO old_row FROM old_rows;',
+        '      SELECT * INTO new_row FROM new_rows;',
+        ...diffStatements(plan, 'old_row', 'new_row', '      '),
         // (Not re-indented: the expressions hold quoted identifiers, which may contain newlines.)
         ...insertInto,
-        select('n', 'update', diffExpression(plan, 'o', 'n', '           ')),
-        '    FROM old_rows o, new_rows n',
-        `    WHERE ${anyChanged('o', 'n')};`,
+        `    VALUES (${table}, ${pkExpression('new_row', plan)}, ${reprExpression(plan, 'new_row')}, 'update', diff,`,
+        `            ${snapshotExpression(plan, 'new_row', '              ')},`,
+        `            ${ctxNames});`,
         '    ELSE',
         ...inStep.map((l) => `  ${l}`),
         '    END IF;',
@@ -415,6 +424,8 @@ function statementBody(auditSchema: string, plan: TablePlan): string {
     '  -- The context, read once per statement.',
     ...contextDeclarations(auditSchema, true),
     `  entry_count bigint${plan.partitioned ? ' := 0' : ''};`,
+    // The one-row UPDATE's images (records, not %ROWTYPE: the function follows a renamed table).
+    ...(!plan.partitioned && plan.actions.includes('update') ? ['  old_row record;', '  new_row record;', '  diff jsonb;'] : []),
   ];
   if (!plan.partitioned) {
     return [...declarations, 'BEGIN', bypassCheck(auditSchema, plan), ...contextConversion(auditSchema), ...branches,

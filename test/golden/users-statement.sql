@@ -23,6 +23,9 @@ DECLARE
   ctx_data jsonb;
   ctx_tenant text := NULLIF(current_setting('auditlog.tenant', true), '');
   entry_count bigint;
+  old_row record;
+  new_row record;
+  diff jsonb;
 BEGIN
   IF "auditlog".capture_disabled(TG_TABLE_SCHEMA, TG_TABLE_NAME) THEN RETURN NULL; END IF;
   IF raw_remote_addr IS NOT NULL OR raw_data IS NOT NULL THEN
@@ -57,33 +60,34 @@ BEGIN
     IF entry_count = 0 THEN
       RETURN NULL;
     ELSIF entry_count = 1 THEN
+      SELECT * INTO old_row FROM old_rows;
+      SELECT * INTO new_row FROM new_rows;
+      diff := '{}'::jsonb;
+      IF old_row."id" IS DISTINCT FROM new_row."id" THEN
+        diff := diff || jsonb_build_object('id', jsonb_build_array(old_row."id", new_row."id"));
+      END IF;
+      IF old_row."email" IS DISTINCT FROM new_row."email" THEN
+        diff := diff || jsonb_build_object('email', jsonb_build_array(old_row."email", new_row."email"));
+      END IF;
+      IF old_row."ssn" IS DISTINCT FROM new_row."ssn" THEN
+        diff := diff || jsonb_build_object('ssn', jsonb_build_array(CASE WHEN old_row."ssn" IS NULL THEN NULL ELSE '[masked]' END, CASE WHEN new_row."ssn" IS NULL THEN NULL ELSE '[masked]' END));
+      END IF;
+      IF pg_catalog.record_image_ne(ROW(old_row."prefs"::pg_catalog.jsonb), ROW(new_row."prefs"::pg_catalog.jsonb)) THEN
+        diff := diff || jsonb_build_object('prefs', jsonb_build_array(old_row."prefs", new_row."prefs"));
+      END IF;
+      IF diff = '{}'::jsonb THEN
+        RETURN NULL;  -- no tracked column changed: no entry
+      END IF;
     INSERT INTO "auditlog".log_entry
       (table_schema, table_name, object_pk, object_repr, action, changes, snapshot,
        actor, cid, remote_addr, db_user, application_name, additional_data, tenant_id)
-    SELECT TG_TABLE_SCHEMA, TG_TABLE_NAME, n."id"::text, n."email"::text, 'update',
-           CASE WHEN o."id" IS DISTINCT FROM n."id"
-             THEN jsonb_build_object('id', jsonb_build_array(o."id", n."id"))
-             ELSE '{}'::jsonb END ||
-           CASE WHEN o."email" IS DISTINCT FROM n."email"
-             THEN jsonb_build_object('email', jsonb_build_array(o."email", n."email"))
-             ELSE '{}'::jsonb END ||
-           CASE WHEN o."ssn" IS DISTINCT FROM n."ssn"
-             THEN jsonb_build_object('ssn', jsonb_build_array(CASE WHEN o."ssn" IS NULL THEN NULL ELSE '[masked]' END, CASE WHEN n."ssn" IS NULL THEN NULL ELSE '[masked]' END))
-             ELSE '{}'::jsonb END ||
-           CASE WHEN pg_catalog.record_image_ne(ROW(o."prefs"::pg_catalog.jsonb), ROW(n."prefs"::pg_catalog.jsonb))
-             THEN jsonb_build_object('prefs', jsonb_build_array(o."prefs", n."prefs"))
-             ELSE '{}'::jsonb END,
-           jsonb_build_object(
-               'id', n."id",
-               'email', n."email",
-               'ssn', CASE WHEN n."ssn" IS NULL THEN NULL ELSE '[masked]' END,
-               'prefs', n."prefs"),
-           ctx_actor, ctx_cid, ctx_remote_addr, ctx_db_user, ctx_application_name, ctx_data, ctx_tenant
-    FROM old_rows o, new_rows n
-    WHERE o."id" IS DISTINCT FROM n."id"
-       OR o."email" IS DISTINCT FROM n."email"
-       OR o."ssn" IS DISTINCT FROM n."ssn"
-       OR pg_catalog.record_image_ne(ROW(o."prefs"::pg_catalog.jsonb), ROW(n."prefs"::pg_catalog.jsonb));
+    VALUES (TG_TABLE_SCHEMA, TG_TABLE_NAME, new_row."id"::text, new_row."email"::text, 'update', diff,
+            jsonb_build_object(
+                'id', new_row."id",
+                'email', new_row."email",
+                'ssn', CASE WHEN new_row."ssn" IS NULL THEN NULL ELSE '[masked]' END,
+                'prefs', new_row."prefs"),
+            ctx_actor, ctx_cid, ctx_remote_addr, ctx_db_user, ctx_application_name, ctx_data, ctx_tenant);
     ELSE
       INSERT INTO "auditlog".log_entry
         (table_schema, table_name, object_pk, object_repr, action, changes, snapshot,
@@ -168,8 +172,8 @@ CREATE TRIGGER "auditlog_truncate_18f965ef"
   AFTER TRUNCATE ON "public"."users"
   FOR EACH STATEMENT EXECUTE FUNCTION "auditlog"."capture_public_users_14447575"();
 
-COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog 100346c8e767';
-COMMENT ON TRIGGER "auditlog_insert_18f965ef" ON "public"."users" IS 'pg-auditlog 100346c8e767';
-COMMENT ON TRIGGER "auditlog_update_18f965ef" ON "public"."users" IS 'pg-auditlog 100346c8e767';
-COMMENT ON TRIGGER "auditlog_delete_18f965ef" ON "public"."users" IS 'pg-auditlog 100346c8e767';
-COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog 100346c8e767';
+COMMENT ON FUNCTION "auditlog"."capture_public_users_14447575"() IS 'pg-auditlog 67b0946b3518';
+COMMENT ON TRIGGER "auditlog_insert_18f965ef" ON "public"."users" IS 'pg-auditlog 67b0946b3518';
+COMMENT ON TRIGGER "auditlog_update_18f965ef" ON "public"."users" IS 'pg-auditlog 67b0946b3518';
+COMMENT ON TRIGGER "auditlog_delete_18f965ef" ON "public"."users" IS 'pg-auditlog 67b0946b3518';
+COMMENT ON TRIGGER "auditlog_truncate_18f965ef" ON "public"."users" IS 'pg-auditlog 67b0946b3518';
