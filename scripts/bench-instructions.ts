@@ -37,6 +37,10 @@ const HEADING: Record<Variant, string> = { none: 'no audit', row: 'row mode', st
 const ROWS = 100_000;
 const WARM_UP = 200;
 const N = Number(args.statements);
+if (!Number.isInteger(N) || N < 1) throw new Error(`--statements must be a positive whole number, not "${args.statements}"`);
+if (!['both', 'on', 'off'].includes(args.context)) throw new Error(`--context must be both, on or off, not "${args.context}"`);
+const unknownOps = args.ops.split(',').map((o) => o.trim()).filter((o) => o !== 'update' && o !== 'insert');
+if (unknownOps.length > 0) throw new Error(`--ops takes update and insert, not ${unknownOps.join(', ')}`);
 
 function newestServerBin(): string {
   const root = '/usr/lib/postgresql';
